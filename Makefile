@@ -1,0 +1,72 @@
+# One command each: `make run` serves the API locally, `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | cut -d' ' -f1)
+# sam build's python builder needs the runtime's interpreter (python3.13) on PATH.
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+DEV_PATH := PYTHONPATH=functions/api
+
+USER ?= alice
+PORT ?= 8000
+
+.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest validate build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+run: $(STAMP) ## serve the API on http://127.0.0.1:8000 with an embedded DynamoDB
+	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT)
+
+dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.json (for sam local)
+	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port 8001
+
+token: $(STAMP) ## print a local bearer token: make token USER=alice
+	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(USER)"
+
+test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+lint-infra: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	rm -f $(SAM_VENV)/.installed-* && touch $@
+
+validate: $(SAM_STAMP) ## sam validate --lint
+	$(SAM) validate --lint
+
+build: validate ## sam build (no Docker): layer for python3.13 on arm64
+	@test -n "$(PYTHON313)" || { echo "make build needs python3.13 (on PATH or through pyenv)"; exit 1; }
+	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build
+
+clean: ## remove virtual environments, build output and caches
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Developer tooling: the local server, its embedded DynamoDB and dev tokens (never deployed)."""

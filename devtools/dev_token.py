@@ -1,0 +1,29 @@
+"""`make token USER=alice`: print a local-mode bearer token for that owner."""
+
+import argparse
+import os
+import sys
+
+from devtools.local_env import local_jwt_secret
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("owner", help="the owner (the token's sub claim)")
+    parser.add_argument("--hours", type=float, default=12, help="validity in hours (default 12)")
+    args = parser.parse_args(argv)
+    if not args.owner.strip():
+        parser.error("owner must not be blank")
+    from app.local_auth import issue_token
+
+    owner_claim = os.environ.get("OWNER_CLAIM", "sub")
+    print(
+        issue_token(
+            local_jwt_secret(), args.owner, owner_claim=owner_claim, ttl_seconds=int(args.hours * 3600)
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Items API: a FastAPI app served on AWS Lambda through Mangum."""

@@ -1,0 +1,32 @@
+"""The FastAPI application and its Lambda handler."""
+
+from fastapi import FastAPI
+from mangum import Mangum
+
+from app.errors import UnhandledErrorMiddleware, install_error_handlers
+from app.root_path import RootPathMiddleware
+from app.routes import health, items
+
+
+def create_app() -> FastAPI:
+    """Build the application; reads no setting and creates no client (that happens on first use)."""
+    app = FastAPI(
+        title="Items API",
+        version="1.0.0",
+        summary="Per-owner items, served by FastAPI on AWS Lambda with DynamoDB.",
+        # An API answers /items/ with 404 rather than a redirect whose URL would
+        # lose the API Gateway stage prefix.
+        redirect_slashes=False,
+        # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RootPathMiddleware)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(items.router)
+    return app
+
+
+app = create_app()
+handler = Mangum(app, lifespan="off")
