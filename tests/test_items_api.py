@@ -169,7 +169,9 @@ def test_price_that_float_would_round_is_rejected_not_rounded(client: TestClient
         ({"name": "n", "price": 1, "prize": 2}, "prize"),
     ],
 )
-def test_create_rejects_invalid_fields(client: TestClient, auth: Auth, body: dict[str, Any], field: str) -> None:
+def test_create_rejects_invalid_fields(
+    client: TestClient, auth: Auth, body: dict[str, Any], field: str
+) -> None:
     response = client.post("/items", json=body, headers=auth("alice"))
     assert response.status_code == 422, response.text
     errors = response.json()["detail"]

@@ -1,0 +1,105 @@
+"""`make run`'s startup path: it starts, serves /health and CRUD with a dev token, and Ctrl-C stops it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pytest
+
+from devtools.template import REPO_ROOT
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_module(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - fixed argv, our own modules
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def dev_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "AUTH_", "LOCAL_JWT"))}
+    env["PYTHONPATH"] = "functions/api"
+    return env
+
+
+@pytest.fixture
+def server(dev_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """The same command `make run` runs (autoreload included), on free ports."""
+    port, dynamodb_port = free_port(), free_port()
+    process = run_module(
+        "devtools.run", "--port", str(port), "--dynamodb-port", str(dynamodb_port), env=dev_env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "make run did not serve /health in time"
+            time.sleep(0.2)
+        yield process, base, dynamodb_port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_make_run_serves_and_stops(
+    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
+) -> None:
+    process, base, dynamodb_port = server
+    assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{base}/docs").status_code == 200
+    assert httpx.get(f"{base}/items").status_code == 401
+
+    token = subprocess.run(
+        [sys.executable, "-m", "devtools.dev_token", "alice"],
+        cwd=REPO_ROOT,
+        env=dev_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/items", json={"name": "Widget", "price": 9.99}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/items/{created.json()['id']}"
+    listing = httpx.get(f"{base}/items", headers=headers).json()
+    assert [item["name"] for item in listing["items"]] == ["Widget"]
+    assert port_is_open(dynamodb_port)
+
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{base.rsplit(':', 1)[1]}/docs" in output
+    assert "make token" in output
+    assert not port_is_open(dynamodb_port)
+    assert not port_is_open(int(base.rsplit(":", 1)[1]))

@@ -1,0 +1,107 @@
+"""template.yaml and samconfig.toml: the deployed shape that the code relies on."""
+
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from devtools.template import REPO_ROOT, function_entry, load_template, table_definition
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_function_runtime_and_timeout(template: dict[str, Any]) -> None:
+    function = template["Globals"]["Function"]
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Timeout"] < 30  # API Gateway's integration limit
+    task_root, handler = function_entry(template)
+    assert (task_root / "app" / "main.py").is_file()
+    assert handler == "app.main.handler"
+
+
+def test_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    content = REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt"
+    assert content.read_text().strip() == "-r ../../requirements.txt"
+    function = template["Resources"]["ApiFunction"]["Properties"]
+    assert function["Layers"] == [{"Ref": "DependenciesLayer"}]
+    # The function ships only its own code: third-party packages live in the layer.
+    assert not (REPO_ROOT / function["CodeUri"] / "requirements.txt").exists()
+
+
+def test_one_on_demand_table(template: dict[str, Any]) -> None:
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+    assert list(tables) == ["ItemsTable"]
+    table = tables["ItemsTable"]
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionPolicy"] == "Retain"
+    assert table_definition(template)["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+
+
+def test_items_routes_use_the_jwt_authorizer(template: dict[str, Any]) -> None:
+    api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    assert api["DefaultAuthorizer"] == "JwtAuthorizer"
+    jwt = api["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]
+    assert jwt == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    routes = {e["Properties"].get("Path"): e["Properties"] for e in events.values()}
+    assert set(routes) == {"/items", "/items/{item_id}", None}
+    for path in ("/items", "/items/{item_id}"):
+        assert "Auth" not in routes[path]  # the default authorizer applies
+    assert routes[None]["Auth"] == {"Authorizer": "NONE"}  # $default: health, docs, 404/405
+
+
+def test_iam_grants_exactly_the_calls_the_app_makes(
+    template: dict[str, Any],
+    client: TestClient,
+    auth: Callable[[str], dict[str, str]],
+    calls: list[str],
+) -> None:
+    # Drive every route, record each DynamoDB operation, and compare with the policy.
+    headers = auth("alice")
+    item = client.post("/items", json={"name": "n", "price": 1}, headers=headers).json()
+    path = f"/items/{item['id']}"
+    client.get(path, headers=headers)
+    client.get("/items", params={"q": "n", "tag": "t"}, headers=headers)
+    client.put(path, json={"name": "m", "price": 2}, headers=headers)
+    client.patch(path, json={"quantity": 2}, headers=headers)
+    client.patch(path, json={}, headers=headers)
+    client.delete(path, headers=headers)
+    client.delete(path, headers=headers)
+
+    statements = template["Resources"]["ApiFunction"]["Properties"]["Policies"]
+    assert len(statements) == 1
+    [statement] = statements[0]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == {"Fn::GetAtt": "ItemsTable.Arn"}
+    assert set(statement["Action"]) == {f"dynamodb:{operation}" for operation in calls}
+    assert "Scan" not in calls
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert {"ApiUrl", "TableName"} <= set(template["Outputs"])
+
+
+def test_samconfig_has_dev_and_prod() -> None:
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
+    assert (
+        config["default"]["global"]["parameters"]["stack_name"]
+        != config["prod"]["global"]["parameters"]["stack_name"]
+    )
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    assert config["default"]["build"]["parameters"].get("use_container") in (None, False)
