@@ -10,15 +10,16 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | cut -d' ' -f1)
 # sam build's python builder needs the runtime's interpreter (python3.13) on PATH.
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+PYTHON313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r) $$(command -v python3.13); do "$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 DEV_PATH := PYTHONPATH=functions/api
 
 USER ?= alice
+SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
-.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +36,7 @@ run: $(STAMP) ## serve the API on http://127.0.0.1:8000 with an embedded DynamoD
 	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT)
 
 dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.json (for sam local)
-	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port 8001
+	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port 8001 --sam-endpoint-host $(SAM_ENDPOINT_HOST)
 
 token: $(STAMP) ## print a local bearer token: make token USER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(USER)"
@@ -54,6 +55,12 @@ lint-infra: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The suite again on the Lambda runtime's Python (python3.13), in its own venv.
+LAMBDA_VENV := .venv-py313
+test-lambda-python: ## pytest on python3.13, the Lambda runtime's version
+	@test -n "$(PYTHON313)" || { echo "needs python3.13 (on PATH or through pyenv)"; exit 1; }
+	$(MAKE) pytest PYTHON="$(PYTHON313)" VENV=$(LAMBDA_VENV)
 
 $(SAM_STAMP): requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)

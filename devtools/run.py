@@ -31,9 +31,9 @@ def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
     return server, endpoint
 
 
-def write_sam_env(endpoint_port: int) -> None:
-    """The env-vars file for `sam local`: containers reach the host's DynamoDB by name."""
-    environment = local_environment(f"http://host.docker.internal:{endpoint_port}")
+def write_sam_env(endpoint_host: str, endpoint_port: int) -> None:
+    """The env-vars file for `sam local`, pointing the function's container at this DynamoDB."""
+    environment = local_environment(f"http://{endpoint_host}:{endpoint_port}")
     ensure_dir(LOCAL_DIR)
     (LOCAL_DIR / "sam-env.json").write_text(
         json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8"
@@ -46,12 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-port", type=int, default=0, help="DynamoDB port (default: any free one)")
     parser.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     parser.add_argument("--dynamodb-only", action="store_true", help="serve only DynamoDB, for sam local")
+    parser.add_argument(
+        "--sam-endpoint-host",
+        default="host.docker.internal",
+        help="host name the sam local container uses for this machine (127.0.0.1 with --docker-network host)",
+    )
     args = parser.parse_args(argv)
 
     server, endpoint = start_dynamodb(args.dynamodb_port)
     try:
         if args.dynamodb_only:
-            write_sam_env(int(endpoint.rsplit(":", 1)[1]))
+            write_sam_env(args.sam_endpoint_host, int(endpoint.rsplit(":", 1)[1]))
             print(
                 f"DynamoDB on {endpoint}, table {LOCAL_TABLE_NAME}; env-vars file .local/sam-env.json",
                 flush=True,

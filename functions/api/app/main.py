@@ -1,5 +1,7 @@
 """The FastAPI application and its Lambda handler."""
 
+import asyncio
+
 from fastapi import FastAPI
 from mangum import Mangum
 
@@ -28,5 +30,15 @@ def create_app() -> FastAPI:
     return app
 
 
+def _ensure_event_loop() -> None:
+    # Mangum runs each request on the thread's current loop (asyncio.get_event_loop),
+    # which since Python 3.12 warns when no loop was ever set (and 3.14 raises).
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 app = create_app()
+_ensure_event_loop()
 handler = Mangum(app, lifespan="off")
