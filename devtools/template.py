@@ -60,9 +60,13 @@ def table_definition(template: dict[str, Any], logical_id: str = "ItemsTable") -
 
 def create_table(client: Any, table_name: str, template: dict[str, Any] | None = None) -> None:
     """Create the items table as template.yaml defines it, and wait until it is active."""
-    definition = table_definition(template or load_template())
+    template = template or load_template()
+    definition = table_definition(template)
     client.create_table(TableName=table_name, **definition)
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1})
+    ttl = template["Resources"]["ItemsTable"]["Properties"].get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
 
 def function_entry(template: dict[str, Any], logical_id: str = "ApiFunction") -> tuple[Path, str]:

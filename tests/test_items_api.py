@@ -212,7 +212,7 @@ def test_maximal_values_are_accepted(client: TestClient, auth: Auth) -> None:
         b'{"name": "n", "price": ',
         b"not json",
         b'{"name": "\xff", "price": 1}',
-        b"[" * 100_000 + b"]" * 100_000,
+        b"[" * 8000 + b"]" * 8000,
         b"[]",
         b'"just a string"',
     ],
@@ -380,10 +380,11 @@ def test_unexpected_failure_is_generic_500(
     get_dynamodb_client().meta.events.register("before-call.dynamodb.GetItem", explode)
     response = client.get("/items/1", headers=auth("alice"))
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal Server Error"}
+    request_id = response.headers["x-request-id"]
+    assert response.json() == {"detail": "Internal Server Error", "request_id": request_id}
     assert "secret" not in response.text
     assert "Traceback" not in response.text
     logged = [record for record in caplog.records if record.name == "app"]
     assert len(logged) == 1
     assert logged[0].exc_info is not None
-    assert getattr(logged[0], "request_id", "")
+    assert getattr(logged[0], "request_id", "") == request_id

@@ -218,6 +218,7 @@ def test_unexpected_failure_through_lambda_is_generic_500(
     get_dynamodb_client().meta.events.register("before-call.dynamodb.Query", explode)
     response = handler(http_api_event("GET", "/items", owner="alice"))
     assert response["statusCode"] == 500
-    assert response_json(response) == {"detail": "Internal Server Error"}
+    assert response_json(response) == {"detail": "Internal Server Error", "request_id": "apigw-request-id"}
+    assert response_headers(response)["x-request-id"] == "apigw-request-id"
     records = [r for r in caplog.records if r.name == "app"]
     assert [getattr(r, "request_id", None) for r in records] == ["apigw-request-id"]

@@ -3,12 +3,13 @@
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import authenticate
+from app.preconditions import parse_if_match
 from app.settings import Settings, get_settings
-from app.storage import ItemStore
+from app.storage import AnyVersion, ItemStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,3 +59,17 @@ async def get_owner(
 
 CurrentOwner = Annotated[str, Depends(get_owner)]
 ItemId = Annotated[int, Path(ge=1, description="The item's id, an integer >= 1.")]
+
+
+async def get_if_match(
+    item_id: ItemId,
+    if_match: Annotated[
+        str | None,
+        Header(description="Only change the item if its ETag is one of these (or `*`); else 412."),
+    ] = None,
+) -> list[int] | AnyVersion | None:
+    """The item versions the client's If-Match accepts, None without the header."""
+    return parse_if_match(if_match, item_id)
+
+
+IfMatch = Annotated[list[int] | AnyVersion | None, Depends(get_if_match)]

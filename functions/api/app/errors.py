@@ -1,10 +1,11 @@
 """How errors become responses: every domain exception is mapped here, once."""
 
+import json
 import logging
-import uuid
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -12,24 +13,33 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import NotAuthenticated
-from app.storage import ItemNotFound
+from app.response_headers import request_id
+from app.storage import ItemNotFound, PreconditionFailed
 
 logger = logging.getLogger("app")
 
-INTERNAL_ERROR_BODY = b'{"detail":"Internal Server Error"}'
+# Error codes botocore's standard retry mode retries; once they reach the app
+# the retries are spent and the client should come back later.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+RETRY_AFTER_SECONDS = 1
 
 
-def request_id(scope: Scope) -> str:
-    """API Gateway's request id, else Lambda's, else a fresh one (local runs)."""
-    event = scope.get("aws.event")
-    if isinstance(event, dict):
-        context = event.get("requestContext")
-        if isinstance(context, dict) and isinstance(context.get("requestId"), str):
-            return str(context["requestId"])
-    lambda_context = scope.get("aws.context")
-    if lambda_context is not None and getattr(lambda_context, "aws_request_id", None):
-        return str(lambda_context.aws_request_id)
-    return uuid.uuid4().hex
+def is_unavailable(error: BaseException) -> bool:
+    """Whether DynamoDB (or another AWS dependency) was throttling, failing or unreachable."""
+    if isinstance(error, ConnectionError | HTTPClientError):  # timeouts, refused or dropped connections
+        return True
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES
+    return False
 
 
 async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
@@ -40,6 +50,10 @@ async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
 
 async def _item_not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Item not found"}, status_code=404)
+
+
+async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "Precondition Failed"}, status_code=412)
 
 
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
@@ -55,14 +69,16 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of exceptions to responses."""
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(ItemNotFound, _item_not_found)
+    app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(RequestValidationError, _validation_failed)
 
 
 class UnhandledErrorMiddleware:
-    """Turns any unexpected exception into a generic 500 and logs it once, with the request id.
+    """Turns an exception that escaped the app into 503 (AWS unavailable) or a generic 500.
 
-    Starlette's ServerErrorMiddleware answers in plain text and re-raises, so
-    the error would be logged twice (by it and by Mangum or uvicorn).
+    Logged once, with the stack trace and the request id the response carries.
+    Starlette's ServerErrorMiddleware would answer in plain text and re-raise,
+    so the error would be logged twice (by it and by Mangum or uvicorn).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -82,23 +98,36 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_tracking)
-        except Exception:
-            logger.exception(
-                "Unhandled error on %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"request_id": request_id(scope)},
-            )
+        except Exception as error:
+            rid = request_id(scope)
             if started:
+                logger.exception("Error after the response started", extra={"request_id": rid})
                 raise
+            if is_unavailable(error):
+                logger.warning(
+                    "AWS dependency unavailable: %s",
+                    type(error).__name__,
+                    extra={"request_id": rid},
+                    exc_info=True,
+                )
+                status, body = 503, {"detail": "Service Unavailable"}
+                headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+            else:
+                logger.exception(
+                    "Unhandled error on %s %s", scope["method"], scope["path"], extra={"request_id": rid}
+                )
+                status, body = 500, {"detail": "Internal Server Error", "request_id": rid}
+                headers = []
+            content = json.dumps(body).encode()
             await send(
                 {
                     "type": "http.response.start",
-                    "status": 500,
+                    "status": status,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        (b"content-length", str(len(INTERNAL_ERROR_BODY)).encode()),
+                        (b"content-length", str(len(content)).encode()),
+                        *headers,
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": INTERNAL_ERROR_BODY})
+            await send({"type": "http.response.body", "body": content})

@@ -5,7 +5,9 @@ import asyncio
 from fastapi import FastAPI
 from mangum import Mangum
 
+from app.body_limit import BodyLimitMiddleware
 from app.errors import UnhandledErrorMiddleware, install_error_handlers
+from app.response_headers import ResponseHeadersMiddleware
 from app.root_path import RootPathMiddleware
 from app.routes import health, items
 
@@ -22,7 +24,10 @@ def create_app() -> FastAPI:
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # Added innermost first: RootPath → ResponseHeaders → UnhandledError → BodyLimit → app.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware)
     app.add_middleware(RootPathMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -5,15 +5,29 @@ Layout of the single table (key schema in template.yaml):
 - ``pk`` (S) = ``OWNER#<owner>``: one partition per owner, so isolation is a key
   property, not a filter, and listing is a Query on one partition.
 - ``sk`` (N) = the item id (>= 1). ``sk = 0`` holds the owner's id counter
-  (``last_id``), bumped with an atomic ``ADD``; ids are never reused.
+  (``last_id``); ids are never reused.
 - ``name_folded`` is ``name.casefold()`` so ``q`` can match case-insensitively
   with ``contains`` in a filter expression.
+
+Writes are safe to retry. botocore resends a write whose reply was lost, so
+DynamoDB may see it twice. Every write therefore stores a fresh per-request
+``write_token`` and refuses to run again where that token already stands; when
+the condition fails, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` returns
+the current row at no extra cost, and our own token in it means "this write
+was applied": the retry reports success instead of a false 404/412, a second
+version bump, a duplicate item or a skipped id.
+
+A delete therefore leaves a tombstone (the key, the token and ``expires_at``
+for DynamoDB's TTL) instead of removing the row, so its retry can see that it
+was applied. Reads treat a row without ``name`` as absent.
 """
 
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -26,16 +40,28 @@ if TYPE_CHECKING:
 COUNTER_SK = 0
 # DynamoDB numbers keep 38 significant digits; no id can ever get this large.
 MAX_ITEM_ID = 2**63 - 1
+TOMBSTONE_TTL_SECONDS = 24 * 3600
+_CLIENT_ATTRIBUTES = ("name", "name_folded", "description", "price", "quantity", "tags")
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
 # A filtered page evaluates this many items per Query, at most this many times,
-# so a sparse match costs bounded capacity; the cursor resumes where it stopped.
-_FILTERED_EVALUATION_LIMIT = 100
-_FILTERED_MAX_QUERIES = 3
+# so a sparse match costs bounded capacity and time; the cursor resumes where it stopped.
+FILTERED_EVALUATION_LIMIT = 100
+FILTERED_MAX_QUERIES = 2
+# "Not yet applied by this request": the row is live and carries another token.
+_LIVE_AND_NOT_MINE = (
+    "attribute_exists(#name) AND (attribute_not_exists(write_token) OR write_token <> :token)"
+)
+
+AnyVersion = Literal["*"]
 
 
 class ItemNotFound(Exception):
     """The owner has no item with this id."""
+
+
+class PreconditionFailed(Exception):
+    """The item exists but its version is not one the client named in If-Match."""
 
 
 def _now() -> str:
@@ -53,8 +79,16 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     return _key(owner, item_id)
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def _condition_failure(error: ClientError) -> dict[str, Any] | None:
+    """The current row returned with a failed condition (empty if absent), or None for other errors."""
+    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        return None
+    item: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+    return item
+
+
+def _written_by(row: dict[str, Any], token: str) -> bool:
+    return bool(row.get("write_token", {}).get("S") == token)
 
 
 def _client_fields(fields: dict[str, Any]) -> dict[str, "AttributeValueTypeDef"]:
@@ -91,6 +125,18 @@ def _to_item(attributes: dict[str, Any]) -> ItemPublic:
     )
 
 
+def _version_condition(
+    if_match: list[int] | AnyVersion | None, values: dict[str, "AttributeValueTypeDef"]
+) -> str:
+    if if_match is None or if_match == "*":
+        return ""
+    names = []
+    for index, version in enumerate(if_match):
+        values[f":v{index}"] = {"N": str(version)}
+        names.append(f":v{index}")
+    return f" AND version IN ({', '.join(names)})"
+
+
 @dataclass(frozen=True)
 class ItemPage:
     """Items of one page and the id to continue after, if any."""
@@ -116,20 +162,33 @@ class ItemStore:
             # Read-your-writes: a client that just wrote must not get a 404 or an old version.
             ConsistentRead=True,
         )
-        if "Item" not in response:
+        row = response.get("Item")
+        if not row or "name" not in row:
             raise ItemNotFound
-        return _to_item(response["Item"])
+        return _to_item(row)
+
+    def _next_id(self, owner: str, token: str) -> int:
+        try:
+            counter = self._client.update_item(
+                TableName=self._table,
+                Key=_key(owner, COUNTER_SK),
+                UpdateExpression="SET last_id = if_not_exists(last_id, :zero) + :one, write_token = :token",
+                ConditionExpression="attribute_not_exists(write_token) OR write_token <> :token",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}, ":token": {"S": token}},
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            row = _condition_failure(error)
+            if row is None or not _written_by(row, token):
+                raise
+            return int(row["last_id"]["N"])  # our increment was applied; its reply was lost
+        return int(counter["Attributes"]["last_id"]["N"])
 
     def create(self, owner: str, item: ItemCreate) -> ItemPublic:
         """Assign the owner's next id and store the item."""
-        counter = self._client.update_item(
-            TableName=self._table,
-            Key=_key(owner, COUNTER_SK),
-            UpdateExpression="ADD last_id :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        item_id = int(counter["Attributes"]["last_id"]["N"])
+        token = uuid.uuid4().hex
+        item_id = self._next_id(owner, token)
         now = _now()
         attributes = {
             **_key(owner, item_id),
@@ -137,26 +196,46 @@ class ItemStore:
             "version": {"N": "1"},
             "created_at": {"S": now},
             "updated_at": {"S": now},
+            "write_token": {"S": token},
         }
-        self._client.put_item(
-            TableName=self._table,
-            Item=attributes,
-            # The counter never hands out an id twice; this guards against a
-            # counter reset ever overwriting an item.
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=attributes,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            row = _condition_failure(error)
+            if row is None or not _written_by(row, token):
+                raise
         return _to_item(attributes)
 
-    def update(self, owner: str, item_id: int, fields: dict[str, Any]) -> ItemPublic:
-        """Set the given client fields (a full replace passes all of them), version + 1."""
+    def update(
+        self,
+        owner: str,
+        item_id: int,
+        fields: dict[str, Any],
+        *,
+        if_match: list[int] | AnyVersion | None = None,
+    ) -> ItemPublic:
+        """Set the given client fields (a full replace passes all of them), version + 1.
+
+        ``if_match``: the versions the client accepts (from If-Match), ``"*"`` or None.
+        """
         if not fields:
-            return self.get(owner, item_id)
+            current = self.get(owner, item_id)
+            if isinstance(if_match, list) and current.version not in if_match:
+                raise PreconditionFailed
+            return current
+        token = uuid.uuid4().hex
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
             ":now": {"S": _now()},
+            ":token": {"S": token},
         }
-        names: dict[str, str] = {}
-        assignments = ["version = version + :one", "updated_at = :now"]
+        names = dict(_NAMES)
+        assignments = ["version = version + :one", "updated_at = :now", "write_token = :token"]
         for attribute, value in _client_fields(fields).items():
             names[f"#{attribute}"] = attribute
             values[f":{attribute}"] = value
@@ -164,38 +243,65 @@ class ItemStore:
         expression = "SET " + ", ".join(assignments)
         if "description" in fields and fields["description"] is None:
             expression += " REMOVE description"
+        condition = _LIVE_AND_NOT_MINE + _version_condition(if_match, values)
         try:
             response = self._client.update_item(
                 TableName=self._table,
                 Key=_item_key(owner, item_id),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames=names or None,  # type: ignore[arg-type]
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
-                raise ItemNotFound from error
-            raise
+            return _to_item(self._resolve(error, token, if_match))
         return _to_item(response["Attributes"])
 
-    def delete(self, owner: str, item_id: int) -> None:
-        """Delete the owner's item or raise ItemNotFound."""
+    def delete(self, owner: str, item_id: int, *, if_match: list[int] | AnyVersion | None = None) -> None:
+        """Delete the owner's item (leaving a tombstone) or raise ItemNotFound/PreconditionFailed."""
+        token = uuid.uuid4().hex
+        values: dict[str, AttributeValueTypeDef] = {
+            ":token": {"S": token},
+            ":expires": {"N": str(int(time.time()) + TOMBSTONE_TTL_SECONDS)},
+        }
+        condition = _LIVE_AND_NOT_MINE + _version_condition(if_match, values)
+        removed = ", ".join(f"#{attribute}" for attribute in _CLIENT_ATTRIBUTES)
         try:
-            self._client.delete_item(
+            self._client.update_item(
                 TableName=self._table,
                 Key=_item_key(owner, item_id),
-                ConditionExpression="attribute_exists(pk)",
+                UpdateExpression=(
+                    f"SET write_token = :token, expires_at = :expires REMOVE {removed}, version, "
+                    "created_at, updated_at"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={f"#{attribute}": attribute for attribute in _CLIENT_ATTRIBUTES},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
-                raise ItemNotFound from error
-            raise
+            self._resolve(error, token, if_match)
+
+    def _resolve(
+        self, error: ClientError, token: str, if_match: list[int] | AnyVersion | None
+    ) -> dict[str, Any]:
+        """Tell apart a failed condition: our own applied write (returned), 404 or 412."""
+        row = _condition_failure(error)
+        if row is None:
+            raise error
+        if _written_by(row, token):
+            return row
+        if "name" not in row:
+            raise ItemNotFound from error
+        if isinstance(if_match, list):
+            raise PreconditionFailed from error
+        raise error  # unreachable: a live row without our token satisfies every other condition
 
     def list_items(self, owner: str, *, after: int, limit: int, q: str = "", tag: str = "") -> ItemPage:
         """Items with id > after, in id order, matching the optional filters."""
-        filters: list[str] = []
+        filters = ["attribute_exists(#name)"]  # skips tombstones
         values: dict[str, AttributeValueTypeDef] = {":pk": {"S": f"OWNER#{owner}"}}
         if q:
             filters.append("contains(name_folded, :q)")
@@ -203,24 +309,24 @@ class ItemStore:
         if tag:
             filters.append("contains(tags, :tag)")
             values[":tag"] = {"S": tag}
+        filtered = bool(q or tag)
         # One more than a page tells whether another page exists without a
         # second round trip (and without handing out a cursor to an empty page).
-        evaluate = max(limit + 1, _FILTERED_EVALUATION_LIMIT) if filters else limit + 1
-        max_queries = _FILTERED_MAX_QUERIES if filters else 1
+        evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if filtered else limit + 1
+        max_queries = FILTERED_MAX_QUERIES if filtered else 1
         items: list[ItemPublic] = []
         for _ in range(max_queries):
             values[":after"] = {"N": str(after)}
             request: QueryInputTypeDef = {
                 "TableName": self._table,
                 "KeyConditionExpression": "pk = :pk AND sk > :after",
+                "FilterExpression": " AND ".join(filters),
                 "ProjectionExpression": _PROJECTION,
                 "ExpressionAttributeNames": _NAMES,
                 "ExpressionAttributeValues": values,
                 "Limit": evaluate,
                 "ConsistentRead": True,
             }
-            if filters:
-                request["FilterExpression"] = " AND ".join(filters)
             response = self._client.query(**request)
             items.extend(_to_item(attributes) for attributes in response["Items"])
             if len(items) > limit:

@@ -2,22 +2,38 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from app.cursor import MAX_CURSOR_LENGTH, InvalidCursor, decode_cursor, encode_cursor
-from app.dependencies import CurrentOwner, ItemId, ItemStoreDep
+from app.dependencies import CurrentOwner, IfMatch, ItemId, ItemStoreDep
 from app.models import ErrorDetail, ItemCreate, ItemPage, ItemPatch, ItemPublic
+from app.preconditions import etag, if_none_match_hits
 from app.request_body import ExactJSONRoute
 
-_NOT_AUTHENTICATED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorDetail, "description": "No verified principal (missing or invalid token)."}
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "The caller has no item with this id."}
-}
+Responses = dict[int | str, dict[str, Any]]
 
-router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_NOT_AUTHENTICATED)
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorDetail, "description": description, **extra}
+
+
+_ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version.", "schema": {"type": "string"}}}
+_COMMON: Responses = {
+    401: _error(
+        "No verified principal (missing or invalid token).",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    413: _error("Request body over 16 KB."),
+    503: _error(
+        "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
+        headers={"Retry-After": {"schema": {"type": "integer"}}},
+    ),
+}
+_NOT_FOUND: Responses = {404: _error("The caller has no item with this id.")}
+_PRECONDITION: Responses = {412: _error("If-Match names no current version of the item; nothing changed.")}
+
+router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
 
 
 def _continue_after(cursor: str | None, q: str, tag: str) -> int:
@@ -38,14 +54,30 @@ def _continue_after(cursor: str | None, q: str, tag: str) -> int:
         ) from error
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+def _with_etag(response: Response, item: ItemPublic) -> ItemPublic:
+    response.headers["ETag"] = etag(item)
+    return item
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {
+            "headers": {
+                **_ETAG_HEADER,
+                "Location": {"description": "Path of the new item.", "schema": {"type": "string"}},
+            }
+        }
+    },
+)
 async def create_item(
     item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request, response: Response
 ) -> ItemPublic:
     """Create an item; `Location` is the path of the new item."""
     created = store.create(owner, item)
     response.headers["Location"] = request.url_for("get_item", item_id=created.id).path
-    return created
+    return _with_etag(response, created)
 
 
 @router.get("")
@@ -65,30 +97,63 @@ async def list_items(
     return ItemPage(items=page.items, next_cursor=next_cursor)
 
 
-@router.get("/{item_id}", responses=_NOT_FOUND)
-async def get_item(item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep) -> ItemPublic:
-    """Return one item."""
-    return store.get(owner, item_id)
+@router.get(
+    "/{item_id}",
+    response_model=ItemPublic,
+    responses={
+        **_NOT_FOUND,
+        200: {"headers": _ETAG_HEADER},
+        304: {"description": "If-None-Match names the current version; no body.", "headers": _ETAG_HEADER},
+    },
+)
+async def get_item(
+    item_id: ItemId,
+    owner: CurrentOwner,
+    store: ItemStoreDep,
+    response: Response,
+    if_none_match: Annotated[
+        str | None, Header(description="ETag(s) the client has; the current one gives 304.")
+    ] = None,
+) -> ItemPublic | Response:
+    """Return one item (304 when the client's copy is current)."""
+    item = store.get(owner, item_id)
+    if if_none_match_hits(if_none_match, item):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(item)})
+    return _with_etag(response, item)
 
 
-@router.put("/{item_id}", responses=_NOT_FOUND)
+@router.put("/{item_id}", responses={**_NOT_FOUND, **_PRECONDITION, 200: {"headers": _ETAG_HEADER}})
 async def replace_item(
-    item_id: ItemId, item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep
+    item_id: ItemId,
+    item: ItemCreate,
+    owner: CurrentOwner,
+    store: ItemStoreDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> ItemPublic:
     """Replace every client field; omitted optional fields return to their defaults."""
-    return store.update(owner, item_id, item.model_dump())
+    return _with_etag(response, store.update(owner, item_id, item.model_dump(), if_match=if_match))
 
 
-@router.patch("/{item_id}", responses=_NOT_FOUND)
+@router.patch("/{item_id}", responses={**_NOT_FOUND, **_PRECONDITION, 200: {"headers": _ETAG_HEADER}})
 async def patch_item(
-    item_id: ItemId, patch: ItemPatch, owner: CurrentOwner, store: ItemStoreDep
+    item_id: ItemId,
+    patch: ItemPatch,
+    owner: CurrentOwner,
+    store: ItemStoreDep,
+    if_match: IfMatch,
+    response: Response,
 ) -> ItemPublic:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
-    return store.update(owner, item_id, patch.changes())
+    return _with_etag(response, store.update(owner, item_id, patch.changes(), if_match=if_match))
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-async def delete_item(item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep) -> Response:
+@router.delete(
+    "/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_PRECONDITION}
+)
+async def delete_item(
+    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch
+) -> Response:
     """Delete an item."""
-    store.delete(owner, item_id)
+    store.delete(owner, item_id, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,45 @@
+"""Entity tags and conditional request headers (RFC 9110 section 13)."""
+
+import re
+
+from app.models import ItemPublic
+from app.storage import AnyVersion
+
+_STRONG_ETAG = re.compile(r'^"(\d{1,19})-(\d{1,19})"$')
+
+
+def etag(item: ItemPublic) -> str:
+    """A strong entity tag that changes with every version of the item."""
+    return f'"{item.id}-{item.version}"'
+
+
+def _strong_tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def parse_if_match(header: str | None, item_id: int) -> list[int] | AnyVersion | None:
+    """The versions an If-Match header accepts: None (no header), "*" or a list (maybe empty).
+
+    Weak tags (W/"…") never match under If-Match's strong comparison, and a tag
+    of another item cannot match this one: both simply contribute no version.
+    """
+    if header is None:
+        return None
+    if header.strip() == "*":
+        return "*"
+    versions = []
+    for tag in _strong_tags(header):
+        match = _STRONG_ETAG.match(tag)
+        if match and int(match.group(1)) == item_id:
+            versions.append(int(match.group(2)))
+    return versions
+
+
+def if_none_match_hits(header: str | None, item: ItemPublic) -> bool:
+    """Whether If-None-Match names the current representation (weak comparison, per RFC 9110)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    current = etag(item)
+    return any(tag.removeprefix("W/") == current for tag in _strong_tags(header))
