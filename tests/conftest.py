@@ -26,12 +26,22 @@ def _clear_caches() -> None:
     settings.get_settings.cache_clear()
     dependencies.get_dynamodb_client.cache_clear()
     dependencies.get_item_store.cache_clear()
+    dependencies.get_cursor_signer.cache_clear()
 
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A clean, fake AWS environment; settings and clients are built anew per test."""
-    for name in ("AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME", "AWS_SAM_LOCAL", "DYNAMODB_ENDPOINT_URL"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_SAM_LOCAL",
+        "DYNAMODB_ENDPOINT_URL",
+        "CURSOR_SECRET_ARN",
+        "CURSOR_SIGNING_KEY",
+        "CURSOR_SIGNING_KEY_PREVIOUS",
+        "OWNER_CLAIM",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -84,13 +84,19 @@ def test_iam_grants_exactly_the_calls_the_app_makes(
     client.delete(path, headers=headers)
     client.delete(path, headers=headers)
 
-    statements = template["Resources"]["ApiFunction"]["Properties"]["Policies"]
-    assert len(statements) == 1
-    [statement] = statements[0]["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert statement["Resource"] == {"Fn::GetAtt": "ItemsTable.Arn"}
-    assert set(statement["Action"]) == {f"dynamodb:{operation}" for operation in calls}
+    policies = template["Resources"]["ApiFunction"]["Properties"]["Policies"]
+    assert len(policies) == 1
+    table, secret = policies[0]["Statement"]
+    assert table["Effect"] == "Allow"
+    assert table["Resource"] == {"Fn::GetAtt": "ItemsTable.Arn"}
+    assert set(table["Action"]) == {f"dynamodb:{operation}" for operation in calls}
     assert "Scan" not in calls
+    # The cursor keys: read-only, this one secret.
+    assert secret == {
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": {"Ref": "CursorSigningSecret"},
+    }
 
 
 def test_outputs(template: dict[str, Any]) -> None:

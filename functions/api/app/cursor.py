@@ -1,41 +1,71 @@
-"""Pagination cursors: an opaque token that resumes a listing where a page stopped."""
+"""Pagination cursors: opaque, HMAC-signed, bound to the owner and the query.
+
+A cursor is base64url(version byte, the id to continue after, 16-byte MAC).
+The MAC covers the id together with the owner, ``q`` and ``tag``, so a cursor
+edited, truncated, issued to another owner or for other filters fails to
+verify. It carries no DynamoDB key: the listing rebuilds the key condition from
+the authenticated owner and the id.
+
+Keys: deployed, a Secrets Manager secret ``{"current": …, "previous": …}``
+(template.yaml creates it) read once per container; cursors signed with the
+previous key still verify, so rotating (moving current to previous and
+setting a new current) breaks no walk in progress.
+"""
 
 import base64
 import binascii
 import hashlib
+import hmac
 import json
+import struct
 
-MAX_CURSOR_LENGTH = 512
+MAX_CURSOR_LENGTH = 64
+_VERSION = 1
+_HEADER = struct.Struct(">BQ")
+_MAC_BYTES = 16
 
 
 class InvalidCursor(Exception):
     """The cursor was not issued for this listing."""
 
 
-def _query_fingerprint(q: str, tag: str) -> str:
-    return hashlib.sha256(json.dumps([q, tag]).encode()).hexdigest()[:16]
+class CursorSigner:
+    """Signs cursors with the current key; verifies with the current or the previous one."""
 
+    def __init__(self, current: bytes, previous: bytes | None = None) -> None:
+        if len(current) < 32:
+            raise ValueError("the cursor signing key needs at least 32 bytes")
+        self._keys = [current] + ([previous] if previous else [])
 
-def encode_cursor(after: int, *, q: str, tag: str) -> str:
-    """A cursor that continues after item id `after`, valid only for the same filters."""
-    payload = json.dumps({"a": after, "f": _query_fingerprint(q, tag)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    @staticmethod
+    def _mac(key: bytes, header: bytes, owner: str, q: str, tag: str) -> bytes:
+        binding = json.dumps([owner, q, tag]).encode()
+        return hmac.new(key, header + binding, hashlib.sha256).digest()[:_MAC_BYTES]
 
+    def encode(self, after: int, *, owner: str, q: str, tag: str) -> str:
+        """A cursor that continues after item id `after`, only for this owner and these filters."""
+        header = _HEADER.pack(_VERSION, after)
+        token = header + self._mac(self._keys[0], header, owner, q, tag)
+        return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
-def decode_cursor(cursor: str, *, q: str, tag: str) -> int:
-    """The id to continue after, or InvalidCursor for anything this API did not issue."""
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise InvalidCursor
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (binascii.Error, ValueError) as error:
-        raise InvalidCursor from error
-    if not isinstance(payload, dict) or set(payload) != {"a", "f"}:
-        raise InvalidCursor
-    after = payload["a"]
-    if not isinstance(after, int) or isinstance(after, bool) or after < 1:
-        raise InvalidCursor
-    if payload["f"] != _query_fingerprint(q, tag):
-        raise InvalidCursor
-    return after
+    def decode(self, cursor: str, *, owner: str, q: str, tag: str) -> int:
+        """The id to continue after, or InvalidCursor for anything this API did not issue so."""
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise InvalidCursor
+        try:
+            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise InvalidCursor from error
+        # Only the canonical spelling: base64 leaves spare bits in the last character.
+        if (
+            len(raw) != _HEADER.size + _MAC_BYTES
+            or base64.urlsafe_b64encode(raw).decode().rstrip("=") != cursor
+        ):
+            raise InvalidCursor
+        header, mac = raw[: _HEADER.size], raw[_HEADER.size :]
+        if not any(hmac.compare_digest(mac, self._mac(key, header, owner, q, tag)) for key in self._keys):
+            raise InvalidCursor
+        version, after = _HEADER.unpack(header)
+        if version != _VERSION or after < 1:
+            raise InvalidCursor
+        return int(after)

@@ -1,5 +1,7 @@
 """Every FastAPI dependency, as `Annotated` aliases that route signatures use."""
 
+import json
+import secrets
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 
@@ -7,31 +9,60 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import authenticate
+from app.cursor import CursorSigner
 from app.preconditions import parse_if_match
 from app.settings import Settings, get_settings
 from app.storage import AnyVersion, ItemStore
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _client_config(settings: Settings) -> "Config":
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": settings.dynamodb_max_attempts},
+        connect_timeout=settings.dynamodb_connect_timeout,
+        read_timeout=settings.dynamodb_read_timeout,
+    )
 
 
 @lru_cache
 def get_dynamodb_client() -> "DynamoDBClient":
     """One DynamoDB client per container, created on first use."""
     import boto3  # not at import time: /health and the docs never pay for it
-    from botocore.config import Config
 
     settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": settings.dynamodb_max_attempts},
-        connect_timeout=settings.dynamodb_connect_timeout,
-        read_timeout=settings.dynamodb_read_timeout,
-    )
     return boto3.session.Session().client(
-        "dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config
+        "dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=_client_config(settings)
     )
+
+
+@lru_cache
+def get_cursor_signer() -> CursorSigner:
+    """The cursor keys, read once per container: Secrets Manager, a setting, or (locally) random."""
+    settings = get_settings()
+    if settings.cursor_secret_arn:
+        import boto3
+
+        client = boto3.session.Session().client("secretsmanager", config=_client_config(settings))
+        secret = json.loads(client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"])
+        return CursorSigner(secret["current"].encode(), (secret.get("previous") or "").encode() or None)
+    if settings.cursor_signing_key:
+        previous = settings.cursor_signing_key_previous
+        return CursorSigner(
+            settings.cursor_signing_key.get_secret_value().encode(),
+            previous.get_secret_value().encode() if previous else None,
+        )
+    # Local runs and tests: cursors stay valid for the life of this process.
+    return CursorSigner(secrets.token_bytes(32))
+
+
+CursorSignerDep = Annotated[CursorSigner, Depends(get_cursor_signer)]
 
 
 @lru_cache

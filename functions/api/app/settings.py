@@ -7,6 +7,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The most AWS calls one request makes in sequence (an idempotent POST: claim the
+# key, bump the id counter, put the item, record the response). The capacity
+# tests hold every route to it, and the template's function timeout leaves room
+# for this many worst-case calls.
+MAX_AWS_CALLS_PER_REQUEST = 4
+
 
 class Settings(BaseSettings):
     """Every setting the API reads; the README lists them with their defaults."""
@@ -19,9 +25,24 @@ class Settings(BaseSettings):
     auth_mode: Literal["apigateway", "local"] = "apigateway"
     local_jwt_secret: SecretStr | None = None
     api_base_path: str = ""
+    # Retries and timeouts of every AWS call; see worst_case_call_seconds.
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10)
-    dynamodb_connect_timeout: float = Field(default=1.0, gt=0, le=10)
-    dynamodb_read_timeout: float = Field(default=2.0, gt=0, le=10)
+    dynamodb_connect_timeout: float = Field(default=0.5, gt=0, le=10)
+    dynamodb_read_timeout: float = Field(default=0.5, gt=0, le=10)
+    cursor_secret_arn: str | None = None
+    cursor_signing_key: SecretStr | None = None
+    cursor_signing_key_previous: SecretStr | None = None
+
+    def worst_case_call_seconds(self) -> float:
+        """The longest one AWS call can take: every attempt times out, with maximal throttling backoff.
+
+        botocore's standard mode sleeps rand(0, 1) * min(2 ** i, 20) s between
+        attempts of a throttled call (DynamoDB sends no Retry-After header).
+        """
+        attempts = self.dynamodb_max_attempts
+        waiting = attempts * (self.dynamodb_connect_timeout + self.dynamodb_read_timeout)
+        backoff = sum(min(2.0**i, 20.0) for i in range(attempts - 1))
+        return waiting + backoff
 
     @field_validator("api_base_path")
     @classmethod

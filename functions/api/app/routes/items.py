@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.cursor import MAX_CURSOR_LENGTH, InvalidCursor, decode_cursor, encode_cursor
-from app.dependencies import CurrentOwner, IfMatch, ItemId, ItemStoreDep
+from app.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
+from app.dependencies import CurrentOwner, CursorSignerDep, IfMatch, ItemId, ItemStoreDep
 from app.models import ErrorDetail, ItemCreate, ItemPage, ItemPatch, ItemPublic
 from app.preconditions import etag, if_none_match_hits
 from app.request_body import ExactJSONRoute
@@ -36,11 +36,11 @@ _PRECONDITION: Responses = {412: _error("If-Match names no current version of th
 router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
 
 
-def _continue_after(cursor: str | None, q: str, tag: str) -> int:
+def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str, tag: str) -> int:
     if cursor is None:
         return 0
     try:
-        return decode_cursor(cursor, q=q, tag=tag)
+        return signer.decode(cursor, owner=owner, q=q, tag=tag)
     except InvalidCursor as error:
         raise RequestValidationError(
             [
@@ -84,6 +84,7 @@ async def create_item(
 async def list_items(
     owner: CurrentOwner,
     store: ItemStoreDep,
+    signer: CursorSignerDep,
     q: Annotated[str, Query(max_length=200, description="Case-insensitive substring of the name.")] = "",
     tag: Annotated[str, Query(max_length=50, description="Only items carrying this exact tag.")] = "",
     limit: Annotated[int, Query(ge=1, le=100, description="Most items on this page.")] = 20,
@@ -92,8 +93,11 @@ async def list_items(
     ] = None,
 ) -> ItemPage:
     """List the caller's items by id; a page may be short while `next_cursor` is not null."""
-    page = store.list_items(owner, after=_continue_after(cursor, q, tag), limit=limit, q=q, tag=tag)
-    next_cursor = None if page.continue_after is None else encode_cursor(page.continue_after, q=q, tag=tag)
+    after = _continue_after(signer, cursor, owner, q, tag)
+    page = store.list_items(owner, after=after, limit=limit, q=q, tag=tag)
+    next_cursor = (
+        None if page.continue_after is None else signer.encode(page.continue_after, owner=owner, q=q, tag=tag)
+    )
     return ItemPage(items=page.items, next_cursor=next_cursor)
 
 
