@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app import dependencies
 from devtools.template import REPO_ROOT, function_entry, load_template, table_definition
 
 
@@ -83,6 +84,18 @@ def test_iam_grants_exactly_the_calls_the_app_makes(
     client.patch(path, json={}, headers=headers)
     client.delete(path, headers=headers)
     client.delete(path, headers=headers)
+    # An idempotent request that fails with a 500 gives its key back (DeleteItem).
+    failures = iter([RuntimeError("injected")])
+
+    def fail_once(**_: Any) -> None:
+        error = next(failures, None)
+        if error:
+            raise error
+
+    dependencies.get_dynamodb_client().meta.events.register("before-call.dynamodb.UpdateItem", fail_once)
+    keyed = {**headers, "Idempotency-Key": "k-1"}
+    assert client.post("/items", json={"name": "n", "price": 1}, headers=keyed).status_code == 500
+    assert client.post("/items", json={"name": "n", "price": 1}, headers=keyed).status_code == 201
 
     policies = template["Resources"]["ApiFunction"]["Properties"]["Policies"]
     assert len(policies) == 1

@@ -104,3 +104,21 @@ async def get_if_match(
 
 
 IfMatch = Annotated[list[int] | AnyVersion | None, Depends(get_if_match)]
+
+
+async def idempotency_key_header(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=(
+                "Makes a retry safe: a repeat with the same key and body within 24 h replays the first "
+                "response (with `Idempotent-Replayed: true`); 1-255 printable ASCII characters."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Documents the header; IdempotencyMiddleware acts on it before routing."""
+
+
+IdempotencyKeyHeader = Depends(idempotency_key_header)

@@ -7,6 +7,7 @@ from mangum import Mangum
 
 from app.body_limit import BodyLimitMiddleware
 from app.errors import UnhandledErrorMiddleware, install_error_handlers
+from app.idempotency import IdempotencyMiddleware
 from app.response_headers import ResponseHeadersMiddleware
 from app.root_path import RootPathMiddleware
 from app.routes import health, items
@@ -24,7 +25,8 @@ def create_app() -> FastAPI:
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    # Added innermost first: RootPath → ResponseHeaders → UnhandledError → BodyLimit → app.
+    # Added innermost first: RootPath → ResponseHeaders → UnhandledError → BodyLimit → Idempotency → app.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(ResponseHeadersMiddleware)

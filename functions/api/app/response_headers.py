@@ -4,6 +4,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.root_path import route_path
+
 _API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc load their scripts and styles from jsDelivr and run an
 # inline bootstrap script; ReDoc starts a worker from a blob URL.
@@ -42,12 +44,6 @@ def request_id(scope: Scope) -> str:
     return value
 
 
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
 class ResponseHeadersMiddleware:
     """Adds X-Request-ID, nosniff, HSTS, framing and content-security headers to every response."""
 
@@ -62,7 +58,7 @@ class ResponseHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                path = _route_path(scope)
+                path = route_path(scope)
                 policy = _DOCS_POLICY if path in _DOCS_PATHS else _API_POLICY
                 headers = [*message.get("headers", []), *extra, (b"content-security-policy", policy.encode())]
                 if path == "/items" or path.startswith("/items/"):

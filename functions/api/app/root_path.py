@@ -54,3 +54,10 @@ class RootPathMiddleware:
                 root_path = scope.get("root_path", "") + prefix
                 scope = {**scope, "root_path": root_path, "path": root_path + path}
         await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: the request path without the client's prefix."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from app.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
-from app.dependencies import CurrentOwner, CursorSignerDep, IfMatch, ItemId, ItemStoreDep
+from app.dependencies import (
+    CurrentOwner,
+    CursorSignerDep,
+    IdempotencyKeyHeader,
+    IfMatch,
+    ItemId,
+    ItemStoreDep,
+)
 from app.models import ErrorDetail, ItemCreate, ItemPage, ItemPatch, ItemPublic
 from app.preconditions import etag, if_none_match_hits
 from app.request_body import ExactJSONRoute
@@ -31,6 +38,12 @@ _COMMON: Responses = {
     ),
 }
 _NOT_FOUND: Responses = {404: _error("The caller has no item with this id.")}
+_IDEMPOTENT: Responses = {
+    409: _error(
+        "A request with this Idempotency-Key is still in progress.",
+        headers={"Retry-After": {"schema": {"type": "integer"}}},
+    ),
+}
 _PRECONDITION: Responses = {412: _error("If-Match names no current version of the item; nothing changed.")}
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
@@ -62,13 +75,15 @@ def _with_etag(response: Response, item: ItemPublic) -> ItemPublic:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    dependencies=[IdempotencyKeyHeader],
     responses={
+        **_IDEMPOTENT,
         201: {
             "headers": {
                 **_ETAG_HEADER,
                 "Location": {"description": "Path of the new item.", "schema": {"type": "string"}},
             }
-        }
+        },
     },
 )
 async def create_item(
@@ -126,7 +141,11 @@ async def get_item(
     return _with_etag(response, item)
 
 
-@router.put("/{item_id}", responses={**_NOT_FOUND, **_PRECONDITION, 200: {"headers": _ETAG_HEADER}})
+@router.put(
+    "/{item_id}",
+    dependencies=[IdempotencyKeyHeader],
+    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
+)
 async def replace_item(
     item_id: ItemId,
     item: ItemCreate,
@@ -139,7 +158,11 @@ async def replace_item(
     return _with_etag(response, store.update(owner, item_id, item.model_dump(), if_match=if_match))
 
 
-@router.patch("/{item_id}", responses={**_NOT_FOUND, **_PRECONDITION, 200: {"headers": _ETAG_HEADER}})
+@router.patch(
+    "/{item_id}",
+    dependencies=[IdempotencyKeyHeader],
+    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
+)
 async def patch_item(
     item_id: ItemId,
     patch: ItemPatch,

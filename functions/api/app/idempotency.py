@@ -1,0 +1,386 @@
+"""Idempotency-Key (IETF httpapi idempotency-key draft) for POST, PUT, PATCH and DELETE on /items.
+
+Why not Powertools' idempotency utility: it makes a *function* idempotent and
+replays that function's return value. Here the unit is an HTTP request: the
+replay must return the stored status code, headers (Location, ETag) and body;
+a different body under the same key must be a 422 and a concurrent repeat a
+409 with Retry-After; keys are scoped per owner, method and path; and its
+DynamoDB layout (a string sort key) does not fit this table. So this module
+runs the small state machine itself, with conditional writes to the items
+table:
+
+    (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
+                                |  5xx, crash: released (deleted), or its lock
+                                |  lapses after the function's remaining time
+                                v
+                     a later claim may take it over
+
+- The record key hashes (owner, method, path, key): another owner or route
+  never sees it. ``expires_at`` is the TTL attribute; because TTL deletion is
+  lazy, reads also compare it with the clock.
+- The fingerprint covers the body and If-Match, so "the same request" means
+  the same bytes under the same precondition.
+- Each claim carries a token: a claim whose reply was lost and retried by
+  botocore finds its own token and proceeds (no false 409).
+- Responses are stored before they are sent. If storing fails, the real
+  response is still sent (it did happen) and the record stays IN_PROGRESS
+  until its lock lapses; a repeat after that runs again (the one case where a
+  POST could create twice, only after DynamoDB failed three attempts).
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import NotAuthenticated, authenticate
+from app.dependencies import get_dynamodb_client
+from app.errors import is_unavailable
+from app.response_headers import request_id
+from app.root_path import route_path
+from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger("app")
+
+HEADER = b"idempotency-key"
+RECORD_TTL_SECONDS = 24 * 3600
+DEFAULT_LOCK_SECONDS = 30
+MAX_KEY_LENGTH = 255
+_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_IN_PROGRESS = "IN_PROGRESS"
+_COMPLETED = "COMPLETED"
+
+
+class InvalidKey(ValueError):
+    """The Idempotency-Key header is empty, too long or not printable."""
+
+
+def parse_key(raw: bytes) -> str:
+    """The key from the header: a Structured Field string ("…") or a bare token."""
+    try:
+        value = raw.decode("ascii")
+    except UnicodeDecodeError as error:
+        raise InvalidKey("must be printable ASCII") from error
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        value = value[1:-1]
+    if not value:
+        raise InvalidKey("must not be empty")
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"must be at most {MAX_KEY_LENGTH} characters")
+    if not all(" " <= char <= "~" for char in value):
+        raise InvalidKey("must be printable ASCII")
+    return value
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A response as it is recorded and replayed."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This request holds the key and runs."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The key already completed: answer with its response."""
+
+    response: StoredResponse
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """Another request with this key is still running."""
+
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The key was used for a different request."""
+
+
+ClaimResult = Claimed | Replay | InProgress | Mismatch
+
+
+def _condition_row(error: ClientError) -> dict[str, Any] | None:
+    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        return None
+    row: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+    return row
+
+
+class IdempotencyStore:
+    """The idempotency records, in the items table."""
+
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    @staticmethod
+    def record_key(owner: str, method: str, path: str, key: str) -> dict[str, Any]:
+        """The record's table key: a hash, so no part can collide with or reveal another."""
+        digest = hashlib.sha256(json.dumps([owner, method, path, key]).encode()).hexdigest()
+        return {"pk": {"S": f"IDEMPOTENCY#{digest}"}, "sk": {"N": "0"}}
+
+    def claim(
+        self, record_key: dict[str, Any], fingerprint: str, token: str, lock_seconds: float
+    ) -> ClaimResult:
+        """Take the key for this request, or say why not."""
+        now = time.time()
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **record_key,
+                    "status": {"S": _IN_PROGRESS},
+                    "fingerprint": {"S": fingerprint},
+                    "claim_token": {"S": token},
+                    "locked_until": {"N": str(int(now + lock_seconds))},
+                    "expires_at": {"N": str(int(now + RECORD_TTL_SECONDS))},
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR expires_at < :now"
+                    " OR (#status = :in_progress AND locked_until < :now AND fingerprint = :fingerprint)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now))},
+                    ":in_progress": {"S": _IN_PROGRESS},
+                    ":fingerprint": {"S": fingerprint},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            row = _condition_row(error)
+            if row is None:
+                raise
+            return self._held_by_other(row, fingerprint, token, now)
+        return Claimed()
+
+    @staticmethod
+    def _held_by_other(row: dict[str, Any], fingerprint: str, token: str, now: float) -> ClaimResult:
+        if row.get("claim_token", {}).get("S") == token:
+            return Claimed()  # our own claim, applied, its reply lost
+        if row["fingerprint"]["S"] != fingerprint:
+            return Mismatch()
+        if row["status"]["S"] == _COMPLETED:
+            stored = json.loads(row["response"]["S"])
+            return Replay(
+                StoredResponse(
+                    status=stored["status"],
+                    headers=[
+                        (name.encode("latin-1"), value.encode("latin-1")) for name, value in stored["headers"]
+                    ],
+                    body=base64.b64decode(stored["body"]),
+                )
+            )
+        return InProgress(retry_after=max(1, math.ceil(float(row["locked_until"]["N"]) - now)))
+
+    def complete(self, record_key: dict[str, Any], token: str, response: StoredResponse) -> None:
+        """Record the response of the request that holds the key."""
+        stored = {
+            "status": response.status,
+            "headers": [
+                (name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers
+            ],
+            "body": base64.b64encode(response.body).decode(),
+        }
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=record_key,
+                UpdateExpression="SET #status = :completed, #response = :response",
+                ConditionExpression="claim_token = :token AND #status = :in_progress",
+                ExpressionAttributeNames={"#status": "status", "#response": "response"},
+                ExpressionAttributeValues={
+                    ":completed": {"S": _COMPLETED},
+                    ":response": {"S": json.dumps(stored)},
+                    ":token": {"S": token},
+                    ":in_progress": {"S": _IN_PROGRESS},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            row = _condition_row(error)
+            already_done = row is not None and row.get("claim_token", {}).get("S") == token
+            if not (already_done and row and row["status"]["S"] == _COMPLETED):
+                raise
+
+    def release(self, record_key: dict[str, Any], token: str) -> None:
+        """Give the key up (the request failed with a 5xx): a repeat may run again."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=record_key,
+                ConditionExpression="claim_token = :token",
+                ExpressionAttributeValues={":token": {"S": token}},
+            )
+        except ClientError as error:
+            if _condition_row(error) is None:
+                raise
+
+
+def _json_response(status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None) -> StoredResponse:
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    return StoredResponse(status, headers + (extra or []), content)
+
+
+async def _send(send: Send, response: StoredResponse, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response.headers + (extra or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class IdempotencyMiddleware:
+    """Applies Idempotency-Key to the write routes of /items (pure ASGI, innermost)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_key = self._raw_key(scope)
+        if raw_key is None:
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+        try:
+            owner = authenticate(settings, scope.get("aws.event"), bearer)
+        except NotAuthenticated:
+            await self.app(scope, receive, send)  # the app answers 401; nothing to remember
+            return
+        try:
+            key = parse_key(raw_key)
+        except InvalidKey as error:
+            errors = [{"type": "value_error", "loc": ["header", "idempotency-key"], "msg": str(error)}]
+            await _send(send, _json_response(422, {"detail": errors}))
+            return
+
+        body = await self._read_body(receive)
+        fingerprint = hashlib.sha256(headers.get(b"if-match", b"") + b"\n" + body).hexdigest()
+        store = IdempotencyStore(get_dynamodb_client(), settings.table_name)
+        record_key = store.record_key(owner, scope["method"], route_path(scope), key)
+        token = uuid.uuid4().hex
+        result = store.claim(record_key, fingerprint, token, self._lock_seconds(scope))
+        if isinstance(result, Replay):
+            await _send(send, result.response, [(b"idempotent-replayed", b"true")])
+            return
+        if isinstance(result, Mismatch):
+            detail = "Idempotency-Key was already used with a different request body"
+            await _send(send, _json_response(422, {"detail": detail}))
+            return
+        if isinstance(result, InProgress):
+            detail = "A request with this Idempotency-Key is still in progress"
+            extra = [(b"retry-after", str(result.retry_after).encode())]
+            await _send(send, _json_response(409, {"detail": detail}, extra))
+            return
+        await self._run_claimed(scope, body, send, store, record_key, token)
+
+    async def _run_claimed(
+        self,
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        store: IdempotencyStore,
+        record_key: dict[str, Any],
+        token: str,
+    ) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def receive_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive_body, capture)
+        except Exception as error:
+            if not is_unavailable(error):
+                self._release_quietly(store, record_key, token, scope)
+            raise
+        response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
+        if response.status >= 500:
+            self._release_quietly(store, record_key, token, scope)
+        else:
+            try:
+                store.complete(record_key, token, response)
+            except Exception:
+                # The change happened: say so. A repeat after the lock lapses runs again.
+                logger.warning(
+                    "Could not record an idempotent response",
+                    exc_info=True,
+                    extra={"request_id": request_id(scope)},
+                )
+        await _send(send, response)
+
+    @staticmethod
+    def _release_quietly(
+        store: IdempotencyStore, record_key: dict[str, Any], token: str, scope: Scope
+    ) -> None:
+        try:
+            store.release(record_key, token)
+        except Exception:
+            logger.warning(
+                "Could not release an idempotency key", exc_info=True, extra={"request_id": request_id(scope)}
+            )
+
+    @staticmethod
+    def _raw_key(scope: Scope) -> bytes | None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS:
+            return None
+        path = route_path(scope)
+        if not (path == "/items" or path.startswith("/items/")):
+            return None
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                return bytes(value)
+        return None
+
+    @staticmethod
+    async def _read_body(receive: Receive) -> bytes:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _lock_seconds(scope: Scope) -> float:
+        # Hold the key for as long as this invocation may still run.
+        context = scope.get("aws.context")
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            return max(1.0, float(remaining()) / 1000)
+        return DEFAULT_LOCK_SECONDS
