@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from app import dependencies, settings
 from devtools.template import create_table, function_entry, load_template
+from tests.faults import FaultInjector, injected_faults
 
 EVENTS = Path(__file__).parent / "events"
 TABLE_NAME = "items-test"
@@ -70,6 +71,13 @@ def dynamodb(environment: None) -> Iterator[Any]:
         client = boto3.client("dynamodb")
         create_table(client, TABLE_NAME)
         yield client
+
+
+@pytest.fixture
+def faults(dynamodb: Any) -> Iterator[FaultInjector]:
+    """Per-attempt DynamoDB failures (see tests/faults.py); requests are atomic, as in DynamoDB."""
+    with injected_faults() as injector:
+        yield injector
 
 
 @pytest.fixture
