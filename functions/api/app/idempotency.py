@@ -43,7 +43,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import NotAuthenticated, authenticate
 from app.dependencies import get_dynamodb_client
-from app.errors import is_unavailable
 from app.response_headers import request_id
 from app.root_path import route_path
 from app.settings import get_settings
@@ -60,6 +59,11 @@ MAX_KEY_LENGTH = 255
 _METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "COMPLETED"
+
+
+def now() -> float:
+    """The clock records are judged by (a seam for tests of expiry)."""
+    return time.time()
 
 
 class InvalidKey(ValueError):
@@ -143,7 +147,7 @@ class IdempotencyStore:
         self, record_key: dict[str, Any], fingerprint: str, token: str, lock_seconds: float
     ) -> ClaimResult:
         """Take the key for this request, or say why not."""
-        now = time.time()
+        current = now()
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -152,8 +156,8 @@ class IdempotencyStore:
                     "status": {"S": _IN_PROGRESS},
                     "fingerprint": {"S": fingerprint},
                     "claim_token": {"S": token},
-                    "locked_until": {"N": str(int(now + lock_seconds))},
-                    "expires_at": {"N": str(int(now + RECORD_TTL_SECONDS))},
+                    "locked_until": {"N": str(int(current + lock_seconds))},
+                    "expires_at": {"N": str(int(current + RECORD_TTL_SECONDS))},
                 },
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR expires_at < :now"
@@ -161,7 +165,7 @@ class IdempotencyStore:
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":now": {"N": str(int(now))},
+                    ":now": {"N": str(int(current))},
                     ":in_progress": {"S": _IN_PROGRESS},
                     ":fingerprint": {"S": fingerprint},
                 },
@@ -171,7 +175,7 @@ class IdempotencyStore:
             row = _condition_row(error)
             if row is None:
                 raise
-            return self._held_by_other(row, fingerprint, token, now)
+            return self._held_by_other(row, fingerprint, token, current)
         return Claimed()
 
     @staticmethod
@@ -325,9 +329,10 @@ class IdempotencyMiddleware:
 
         try:
             await self.app(scope, receive_body, capture)
-        except Exception as error:
-            if not is_unavailable(error):
-                self._release_quietly(store, record_key, token, scope)
+        except Exception:
+            # Give the key back so a retry runs again. This is the request's last
+            # call either way (complete or release), so the retry budget holds.
+            self._release_quietly(store, record_key, token, scope)
             raise
         response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
         if response.status >= 500:

@@ -130,6 +130,8 @@ def _version_condition(
 ) -> str:
     if if_match is None or if_match == "*":
         return ""
+    if not if_match:  # If-Match named no version of this item: nothing live can match
+        return " AND attribute_not_exists(version)"
     names = []
     for index, version in enumerate(if_match):
         values[f":v{index}"] = {"N": str(version)}

@@ -1,0 +1,239 @@
+"""Idempotency-Key on POST, PUT, PATCH and DELETE."""
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app import idempotency
+from app.dependencies import get_dynamodb_client
+from app.idempotency import IdempotencyStore
+from tests.conftest import TABLE_NAME
+from tests.faults import FaultInjector
+from tests.test_failures import stored_items
+
+Auth = Callable[[str], dict[str, str]]
+BODY = {"name": "Widget", "price": 9.99}
+
+
+def keyed(auth: Auth, owner: str, key: str, **extra: str) -> dict[str, str]:
+    return {**auth(owner), "Idempotency-Key": key, **extra}
+
+
+def records(dynamodb: Any) -> list[dict[str, Any]]:
+    rows = dynamodb.scan(TableName=TABLE_NAME)["Items"]  # test-side inspection only
+    return [row for row in rows if row["pk"]["S"].startswith("IDEMPOTENCY#")]
+
+
+def test_repeats_replay_the_first_response(client: TestClient, auth: Auth, dynamodb: Any) -> None:
+    first = client.post("/items", json=BODY, headers=keyed(auth, "alice", "order-1"))
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    for _ in range(10):
+        again = client.post("/items", json=BODY, headers=keyed(auth, "alice", "order-1"))
+        assert again.status_code == 201
+        assert again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        assert again.headers["etag"] == first.headers["etag"]
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["x-request-id"] != first.headers["x-request-id"]
+    assert len(stored_items(dynamodb)) == 1
+
+
+def test_concurrent_repeats_create_one_item(
+    local_auth: None, app: FastAPI, auth: Auth, faults: FaultInjector, dynamodb: Any
+) -> None:
+    client = TestClient(app)  # each request on its own event loop thread
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        responses = list(
+            pool.map(lambda _: client.post("/items", json=BODY, headers=keyed(auth, "alice", "k")), range(5))
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    for conflict in (r for r in responses if r.status_code == 409):
+        assert int(conflict.headers["retry-after"]) >= 1
+        assert conflict.json() == {"detail": "A request with this Idempotency-Key is still in progress"}
+    assert len(stored_items(dynamodb)) == 1
+    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+
+
+def test_same_key_different_body_is_422(client: TestClient, auth: Auth, dynamodb: Any) -> None:
+    client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    response = client.post("/items", json={**BODY, "price": 1}, headers=keyed(auth, "alice", "k"))
+    assert response.status_code == 422
+    assert "different request body" in response.json()["detail"]
+    assert len(stored_items(dynamodb)) == 1
+
+
+def test_keys_are_scoped_per_owner_method_and_path(client: TestClient, auth: Auth, dynamodb: Any) -> None:
+    alice = client.post("/items", json=BODY, headers=keyed(auth, "alice", "shared"))
+    bob = client.post("/items", json=BODY, headers=keyed(auth, "bob", "shared"))
+    assert bob.status_code == 201
+    assert "idempotent-replayed" not in bob.headers
+    assert len(stored_items(dynamodb, "bob")) == 1
+    # The same key on other routes of alice's is a different request.
+    second = client.post("/items", json=BODY, headers=auth("alice")).json()
+    one = client.patch(
+        f"/items/{alice.json()['id']}", json={"quantity": 1}, headers=keyed(auth, "alice", "shared")
+    )
+    two = client.patch(f"/items/{second['id']}", json={"quantity": 1}, headers=keyed(auth, "alice", "shared"))
+    assert (one.status_code, two.status_code) == (200, 200)
+    assert "idempotent-replayed" not in two.headers
+
+
+def test_put_patch_delete_honour_the_key(client: TestClient, auth: Auth) -> None:
+    item = client.post("/items", json=BODY, headers=auth("alice")).json()
+    path = f"/items/{item['id']}"
+    for method, body, status in (
+        ("PATCH", {"quantity": 3}, 200),
+        ("PUT", {"name": "New", "price": 2}, 200),
+        ("DELETE", None, 204),
+    ):
+        key = keyed(auth, "alice", f"{method}-1")
+        first = client.request(method, path, json=body, headers=key)
+        second = client.request(method, path, json=body, headers=key)
+        assert (first.status_code, second.status_code) == (status, status), method
+        assert second.headers["idempotent-replayed"] == "true"
+        assert first.content == second.content
+    # The replayed PATCH did not bump the version a second time: PUT saw version 2 -> 3.
+    assert client.get(path, headers=auth("alice")).status_code == 404
+
+
+def test_if_match_is_part_of_the_request(client: TestClient, auth: Auth) -> None:
+    created = client.post("/items", json=BODY, headers=auth("alice"))
+    path = f"/items/{created.json()['id']}"
+    first = client.patch(
+        path, json={"quantity": 1}, headers=keyed(auth, "alice", "k", **{"If-Match": created.headers["etag"]})
+    )
+    other = client.patch(
+        path, json={"quantity": 1}, headers=keyed(auth, "alice", "k", **{"If-Match": '"1-7"'})
+    )
+    assert first.status_code == 200
+    assert other.status_code == 422
+
+
+@pytest.mark.parametrize("key", ["", '""', "x" * 256, "bad\x01key", "tab\there"])
+def test_malformed_keys_are_422(client: TestClient, auth: Auth, key: str, dynamodb: Any) -> None:
+    response = client.post("/items", json=BODY, headers=keyed(auth, "alice", key))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert stored_items(dynamodb) == {}
+
+
+def test_non_ascii_key_is_422(client: TestClient, auth: Auth) -> None:
+    headers = [
+        (b"authorization", auth("alice")["Authorization"].encode()),
+        (b"idempotency-key", "clé".encode()),
+    ]
+    response = client.post("/items", json=BODY, headers=headers)  # type: ignore[arg-type]
+    assert response.status_code == 422
+
+
+def test_longest_valid_key_and_quoted_form(client: TestClient, auth: Auth) -> None:
+    long_key = "k" * 255
+    assert client.post("/items", json=BODY, headers=keyed(auth, "alice", long_key)).status_code == 201
+    first = client.post("/items", json=BODY, headers=keyed(auth, "alice", '"sf-string"'))
+    again = client.post("/items", json=BODY, headers=keyed(auth, "alice", '"sf-string"'))
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+
+
+def test_unauthenticated_requests_leave_no_record(client: TestClient, dynamodb: Any) -> None:
+    response = client.post("/items", json=BODY, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 401
+    assert records(dynamodb) == []
+
+
+def test_records_expire_after_24_hours(
+    client: TestClient, auth: Auth, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    [record] = records(dynamodb)
+    expires = int(record["expires_at"]["N"])
+    assert abs(expires - (time.time() + 24 * 3600)) < 60  # the TTL attribute
+    # DynamoDB's TTL deletes lazily: an expired record still in the table is ignored.
+    later = time.time() + 24 * 3600 + 5
+    monkeypatch.setattr(idempotency, "now", lambda: later)
+    again = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+
+
+def test_in_progress_key_is_409_until_its_lock_lapses(client: TestClient, auth: Auth, dynamodb: Any) -> None:
+    store = IdempotencyStore(get_dynamodb_client(), TABLE_NAME)
+    import hashlib
+    import json
+
+    body = json.dumps(BODY).encode()
+    fingerprint = hashlib.sha256(b"\n" + body).hexdigest()
+    record_key = store.record_key("alice", "POST", "/items", "busy")
+    store.claim(record_key, fingerprint, "someone-else", lock_seconds=20)
+    response = client.post(
+        "/items", content=body, headers={**keyed(auth, "alice", "busy"), "content-type": "application/json"}
+    )
+    assert response.status_code == 409
+    assert 1 <= int(response.headers["retry-after"]) <= 20
+    # A lock that lapsed (its request died) is taken over by the same request.
+    stale_key = store.record_key("alice", "POST", "/items", "stale")
+    store.claim(stale_key, fingerprint, "crashed", lock_seconds=-5)
+    response = client.post(
+        "/items", content=body, headers={**keyed(auth, "alice", "stale"), "content-type": "application/json"}
+    )
+    assert response.status_code == 201
+
+
+def test_server_errors_release_the_key(
+    client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any
+) -> None:
+    faults.decide = lambda operation: "throttle" if operation == "PutItem" else None
+    failed = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert failed.status_code == 503  # the claim itself (a PutItem) was throttled
+    outcomes = iter(["ok", "throttle", "throttle", "throttle"])  # claim ok, item put throttled out
+    faults.decide = lambda operation: next(outcomes, None) if operation == "PutItem" else None
+    failed = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert failed.status_code == 503
+    faults.decide = lambda operation: None
+    retried = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+    assert len(stored_items(dynamodb)) == 1
+
+
+def test_client_errors_are_remembered(client: TestClient, auth: Auth) -> None:
+    first = client.patch("/items/77", json={"quantity": 1}, headers=keyed(auth, "alice", "k"))
+    again = client.patch("/items/77", json={"quantity": 1}, headers=keyed(auth, "alice", "k"))
+    assert (first.status_code, again.status_code) == (404, 404)
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_lost_replies_of_idempotency_writes(
+    client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any
+) -> None:
+    faults.at_rate(0.5, "lose_reply", seed=3)
+    statuses = []
+    for i in range(20):
+        key = keyed(auth, "alice", f"k{i}")
+        statuses += [
+            client.post("/items", json={**BODY, "name": f"n{i}"}, headers=key).status_code for _ in range(2)
+        ]
+    assert set(statuses) <= {201, 503}, statuses
+    faults.decide = lambda operation: None
+    names = [row["name"]["S"] for row in stored_items(dynamodb).values()]
+    assert len(names) == len(set(names))
+
+
+def test_a_key_costs_at_most_two_extra_calls(client: TestClient, auth: Auth, calls: list[str]) -> None:
+    client.post("/items", json=BODY, headers=auth("alice"))
+    plain = list(calls)
+    calls.clear()
+    client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert len(calls) <= len(plain) + 2
+    calls.clear()
+    client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert calls == ["PutItem"]  # a replay is one conditional write that fails and returns the record
