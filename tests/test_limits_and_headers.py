@@ -1,0 +1,121 @@
+"""Body size limits, response size, and the headers every response carries."""
+
+import json
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.body_limit import MAX_BODY_BYTES
+from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_headers, response_json
+
+Auth = Callable[[str], dict[str, str]]
+
+
+def padded_body(size: int) -> bytes:
+    body = json.dumps({"name": "n", "price": 1}).encode()
+    return body + b" " * (size - len(body))  # JSON allows trailing whitespace
+
+
+@pytest.mark.parametrize("path", ["/items", "/items/1", "/health"])
+def test_oversize_body_is_413(client: TestClient, auth: Auth, path: str) -> None:
+    body = padded_body(MAX_BODY_BYTES + 1)
+    response = client.post(path, content=body, headers={**auth("alice"), "content-type": "application/json"})
+    assert response.status_code == 413
+    assert "16384" in response.json()["detail"]
+
+
+def test_body_at_the_limit_is_accepted(client: TestClient, auth: Auth) -> None:
+    body = padded_body(MAX_BODY_BYTES)
+    response = client.post(
+        "/items", content=body, headers={**auth("alice"), "content-type": "application/json"}
+    )
+    assert response.status_code == 201
+
+
+def test_lying_content_length_is_counted_not_trusted(app: FastAPI) -> None:
+    handler = lambda_handler()
+    for declared in ("100", "0"):
+        event = http_api_event(
+            "POST",
+            "/items",
+            owner="alice",
+            body=padded_body(MAX_BODY_BYTES + 1),
+            headers={"content-length": declared},
+        )
+        assert handler(event, LambdaContext())["statusCode"] == 413
+
+
+@pytest.mark.parametrize("length", ["99999999", "-5", "abc"])
+def test_bad_content_length_header_is_413_before_reading(app: FastAPI, local_auth: None, length: str) -> None:
+    with TestClient(app) as client:
+        response = client.post(
+            "/items", content=b"{}", headers={"content-type": "application/json", "content-length": length}
+        )
+    assert response.status_code in (400, 413)  # h11 may refuse a malformed header itself
+
+
+def test_lambda_oversize_body_is_413(app: FastAPI) -> None:
+    handler = lambda_handler()
+    event = http_api_event("POST", "/items", owner="alice", body=padded_body(MAX_BODY_BYTES + 1))
+    response = handler(event, LambdaContext())
+    assert response["statusCode"] == 413
+
+
+def test_a_page_of_100_maximal_items_is_far_below_the_response_limit(client: TestClient, auth: Auth) -> None:
+    headers = auth("alice")
+    maximal = {
+        "name": '"' * 200,  # escaped on output: the worst case per character
+        "description": "\\" * 2000,
+        "price": 999_999_999.99,
+        "quantity": 1_000_000_000,
+        "tags": [f"{i:02d}" + '"' * 48 for i in range(20)],
+    }
+    for _ in range(100):
+        assert client.post("/items", json=maximal, headers=headers).status_code == 201
+    response = client.get("/items", params={"limit": 100}, headers=headers)
+    assert len(response.json()["items"]) == 100
+    assert len(response.content) < 1_000_000  # API Gateway and Lambda allow 6 MB
+
+
+def test_every_response_carries_request_id_and_security_headers(client: TestClient, auth: Auth) -> None:
+    responses = [
+        client.get("/health"),
+        client.get("/items"),  # 401
+        client.get("/items", headers=auth("alice")),
+        client.get("/items/abc", headers=auth("alice")),  # 422
+        client.get("/nowhere"),  # 404
+        client.post("/items", content=padded_body(MAX_BODY_BYTES + 1), headers=auth("alice")),  # 413
+        client.get("/openapi.json"),
+    ]
+    ids = set()
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        ids.add(response.headers["x-request-id"])
+    assert len(ids) == len(responses)  # generated per request when there is no API Gateway id
+
+
+def test_items_responses_are_not_cacheable_but_docs_work(client: TestClient, auth: Auth) -> None:
+    assert client.get("/items", headers=auth("alice")).headers["cache-control"] == "no-store"
+    assert client.get("/items").headers["cache-control"] == "no-store"  # errors too
+    assert "cache-control" not in client.get("/health").headers
+    docs = client.get("/docs")
+    policy = docs.headers["content-security-policy"]
+    assert "https://cdn.jsdelivr.net" in policy  # where Swagger UI's assets come from
+    assert "https://cdn.jsdelivr.net" in docs.text
+    assert "cdn.jsdelivr.net" not in client.get("/health").headers["content-security-policy"]
+
+
+def test_lambda_request_id_is_api_gateways(app: FastAPI) -> None:
+    handler = lambda_handler()
+    response = handler(http_api_event("GET", "/items", owner="alice", stage="dev"), LambdaContext())
+    headers = response_headers(response)
+    assert headers["x-request-id"] == "apigw-request-id"
+    assert headers["cache-control"] == "no-store"
+    assert response_json(response) == {"items": [], "next_cursor": None}
+    docs = handler(http_api_event("GET", "/docs", stage="dev"), LambdaContext())
+    assert "cdn.jsdelivr.net" in response_headers(docs)["content-security-policy"]
