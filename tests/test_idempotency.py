@@ -66,7 +66,9 @@ def test_same_key_different_body_is_422(client: TestClient, auth: Auth, dynamodb
     client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
     response = client.post("/items", json={**BODY, "price": 1}, headers=keyed(auth, "alice", "k"))
     assert response.status_code == 422
-    assert "different request body" in response.json()["detail"]
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "idempotency-key"]
+    assert "different request body" in error["msg"]
     assert len(stored_items(dynamodb)) == 1
 
 

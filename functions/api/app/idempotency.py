@@ -247,6 +247,13 @@ def _json_response(status: int, body: Any, extra: list[tuple[bytes, bytes]] | No
     return StoredResponse(status, headers + (extra or []), content)
 
 
+def _key_error(message: str, error_type: str) -> StoredResponse:
+    # The shape of FastAPI's validation errors, as the OpenAPI document declares for 422.
+    return _json_response(
+        422, {"detail": [{"type": error_type, "loc": ["header", "idempotency-key"], "msg": message}]}
+    )
+
+
 async def _send(send: Send, response: StoredResponse, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await send(
         {
@@ -281,8 +288,7 @@ class IdempotencyMiddleware:
         try:
             key = parse_key(raw_key)
         except InvalidKey as error:
-            errors = [{"type": "value_error", "loc": ["header", "idempotency-key"], "msg": str(error)}]
-            await _send(send, _json_response(422, {"detail": errors}))
+            await _send(send, _key_error(f"Idempotency-Key {error}", "value_error"))
             return
 
         body = await self._read_body(receive)
@@ -295,8 +301,8 @@ class IdempotencyMiddleware:
             await _send(send, result.response, [(b"idempotent-replayed", b"true")])
             return
         if isinstance(result, Mismatch):
-            detail = "Idempotency-Key was already used with a different request body"
-            await _send(send, _json_response(422, {"detail": detail}))
+            message = "Idempotency-Key was already used with a different request body"
+            await _send(send, _key_error(message, "idempotency_key_reused"))
             return
         if isinstance(result, InProgress):
             detail = "A request with this Idempotency-Key is still in progress"
