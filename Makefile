@@ -19,7 +19,7 @@ USER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
-.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest test-lambda-python validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ lint-infra: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+fuzz: $(STAMP) ## schemathesis with 2,000 examples per operation and owner
+	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_schemathesis.py
 
 # The suite again on the Lambda runtime's Python (python3.13), in its own venv.
 LAMBDA_VENV := .venv-py313

@@ -388,3 +388,30 @@ def test_unexpected_failure_is_generic_500(
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert getattr(logged[0], "request_id", "") == request_id
+
+
+EXPECTED_STATUSES = {
+    ("/health", "get"): {"200", "413", "500"},
+    ("/items", "get"): {"200", "401", "413", "422", "500", "503"},
+    ("/items", "post"): {"201", "401", "409", "413", "422", "500", "503"},
+    ("/items/{item_id}", "get"): {"200", "304", "401", "404", "413", "422", "500", "503"},
+    ("/items/{item_id}", "put"): {"200", "401", "404", "409", "412", "413", "422", "500", "503"},
+    ("/items/{item_id}", "patch"): {"200", "401", "404", "409", "412", "413", "422", "500", "503"},
+    ("/items/{item_id}", "delete"): {"204", "401", "404", "409", "412", "413", "422", "500", "503"},
+}
+
+
+def test_openapi_declares_every_status_each_operation_can_return(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    declared = {
+        (path, method): set(operation["responses"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert declared == EXPECTED_STATUSES
+    post = schema["paths"]["/items"]["post"]
+    assert {"name": "Idempotency-Key", "in": "header"}.items() <= next(
+        p for p in post["parameters"] if p["name"] == "Idempotency-Key"
+    ).items()
+    assert "Retry-After" in post["responses"]["503"]["headers"]
+    assert "ETag" in schema["paths"]["/items/{item_id}"]["get"]["responses"]["200"]["headers"]

@@ -128,3 +128,10 @@ class ErrorDetail(BaseModel):
     """An error that is not about one field: `{"detail": "Item not found"}`."""
 
     detail: str
+
+
+class InternalError(BaseModel):
+    """An unexpected failure: generic on purpose; quote `request_id` when reporting it."""
+
+    detail: str
+    request_id: str

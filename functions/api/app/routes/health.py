@@ -3,7 +3,15 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-router = APIRouter(tags=["health"])
+from app.models import ErrorDetail, InternalError
+
+router = APIRouter(
+    tags=["health"],
+    responses={
+        413: {"model": ErrorDetail, "description": "Request body over 16 KB."},
+        500: {"model": InternalError, "description": "Unexpected failure."},
+    },
+)
 
 
 class Health(BaseModel):

@@ -14,7 +14,7 @@ from app.dependencies import (
     ItemId,
     ItemStoreDep,
 )
-from app.models import ErrorDetail, ItemCreate, ItemPage, ItemPatch, ItemPublic
+from app.models import ErrorDetail, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 from app.preconditions import etag, if_none_match_hits
 from app.request_body import ExactJSONRoute
 
@@ -32,6 +32,7 @@ _COMMON: Responses = {
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     413: _error("Request body over 16 KB."),
+    500: {"model": InternalError, "description": "Unexpected failure (logged with the same request id)."},
     503: _error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
         headers={"Retry-After": {"schema": {"type": "integer"}}},
@@ -176,7 +177,10 @@ async def patch_item(
 
 
 @router.delete(
-    "/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_PRECONDITION}
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[IdempotencyKeyHeader],
+    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT},
 )
 async def delete_item(
     item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch

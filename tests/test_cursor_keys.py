@@ -1,0 +1,75 @@
+"""Where the cursor signing keys come from: Secrets Manager (deployed), a setting, or random (local)."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+
+from app import dependencies
+from app.cursor import CursorSigner
+
+Auth = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def secret_arn(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    client = boto3.client("secretsmanager")
+    arn: str = client.create_secret(
+        Name="cursor-keys", SecretString=json.dumps({"current": "c" * 64, "previous": "p" * 64})
+    )["ARN"]
+    monkeypatch.setenv("CURSOR_SECRET_ARN", arn)
+    return arn
+
+
+def test_cursors_are_signed_with_the_secrets_current_key(
+    secret_arn: str, local_auth: None, app: Any, auth: Auth
+) -> None:
+    with TestClient(app) as client:
+        for i in range(3):
+            client.post("/items", json={"name": f"n{i}", "price": 1}, headers=auth("alice"))
+        first = client.get("/items", params={"limit": 1}, headers=auth("alice")).json()
+        second = client.get(
+            "/items", params={"limit": 1, "cursor": first["next_cursor"]}, headers=auth("alice")
+        )
+        assert second.status_code == 200
+        # A cursor signed with "previous" (before a rotation) still works.
+        old = CursorSigner(b"p" * 64).encode(2, owner="alice", q="", tag="")
+        third = client.get("/items", params={"limit": 1, "cursor": old}, headers=auth("alice"))
+        assert [item["id"] for item in third.json()["items"]] == [3]
+    assert CursorSigner(b"c" * 64).decode(first["next_cursor"], owner="alice", q="", tag="") == 1
+
+
+def test_secret_is_fetched_once(secret_arn: str, environment: None) -> None:
+    calls: list[str] = []
+    original_client = boto3.session.Session.client
+
+    def client(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        made = original_client(self, service, *args, **kwargs)
+        if service == "secretsmanager":
+            made.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+        return made
+
+    boto3.session.Session.client = client  # type: ignore[method-assign]
+    try:
+        dependencies.get_cursor_signer.cache_clear()
+        for _ in range(5):
+            dependencies.get_cursor_signer()
+    finally:
+        boto3.session.Session.client = original_client  # type: ignore[method-assign]
+    assert calls == ["GetSecretValue"]
+
+
+def test_configured_keys(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
+    monkeypatch.setenv("CURSOR_SIGNING_KEY", "n" * 40)
+    monkeypatch.setenv("CURSOR_SIGNING_KEY_PREVIOUS", "o" * 40)
+    signer = dependencies.get_cursor_signer()
+    old = CursorSigner(b"o" * 40).encode(3, owner="a", q="", tag="")
+    assert signer.decode(old, owner="a", q="", tag="") == 3
+
+
+def test_short_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        CursorSigner(b"short")
