@@ -32,7 +32,10 @@ def test_function_runtime_and_timeout(template: dict[str, Any]) -> None:
 
 def test_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
     layer = template["Resources"]["DependenciesLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert template["Resources"]["ApiFunction"]["Metadata"] == {"BuildMethod": "makefile"}
+    assert "build-DependenciesLayer:" in (REPO_ROOT / "layers/dependencies/Makefile").read_text()
+    assert "build-ApiFunction:" in (REPO_ROOT / "functions/api/Makefile").read_text()
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     content = REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt"
     assert content.read_text().strip() == "-r ../../requirements.txt"
