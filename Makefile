@@ -19,7 +19,7 @@ USER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
-.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz test-lambda-python validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ pytest: $(STAMP)
 fuzz: $(STAMP) ## schemathesis with 2,000 examples per operation and owner
 	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_schemathesis.py
 
+bench: $(STAMP) ## cold start, warm latency, size, memory and local load against baselines
+	@test -n "$(PYTHON313)" || { echo "make bench needs python3.13 (on PATH or through pyenv)"; exit 1; }
+	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)"
+
+bench-check: ## compare bench/results.json (from make bench) with the targets
+	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)" --check
+
 # The suite again on the Lambda runtime's Python (python3.13), in its own venv.
 LAMBDA_VENV := .venv-py313
 test-lambda-python: ## pytest on python3.13, the Lambda runtime's version
@@ -79,4 +86,4 @@ build: validate ## sam build (no Docker): layer for python3.13 on arm64
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build
 
 clean: ## remove virtual environments, build output and caches
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache

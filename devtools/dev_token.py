@@ -7,6 +7,14 @@ import sys
 from devtools.local_env import local_jwt_secret
 
 
+def issue_local_token(owner: str, hours: float = 12) -> str:
+    """A local-mode token for `owner`, signed with this checkout's dev key."""
+    from app.local_auth import issue_token
+
+    owner_claim = os.environ.get("OWNER_CLAIM", "sub")
+    return issue_token(local_jwt_secret(), owner, owner_claim=owner_claim, ttl_seconds=int(hours * 3600))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("owner", help="the owner (the token's sub claim)")

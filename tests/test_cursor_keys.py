@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from fastapi.testclient import TestClient
 
@@ -44,21 +45,21 @@ def test_cursors_are_signed_with_the_secrets_current_key(
 
 def test_secret_is_fetched_once(secret_arn: str, environment: None) -> None:
     calls: list[str] = []
-    original_client = boto3.session.Session.client
+    original_create = botocore.session.Session.create_client
 
-    def client(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
-        made = original_client(self, service, *args, **kwargs)
+    def create_client(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        made = original_create(self, service, *args, **kwargs)
         if service == "secretsmanager":
             made.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
         return made
 
-    boto3.session.Session.client = client  # type: ignore[method-assign]
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
     try:
         dependencies.get_cursor_signer.cache_clear()
         for _ in range(5):
             dependencies.get_cursor_signer()
     finally:
-        boto3.session.Session.client = original_client  # type: ignore[method-assign]
+        botocore.session.Session.create_client = original_create  # type: ignore[method-assign]
     assert calls == ["GetSecretValue"]
 
 

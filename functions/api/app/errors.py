@@ -59,10 +59,20 @@ async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # registered for that type only
         raise exc
-    # FastAPI's own handler echoes inputs through float/int conversion, which
-    # turns 1e400 into inf or a 5,000-digit int and then fails with a 500.
-    errors: Any = jsonable_encoder(exc.errors(), custom_encoder={Decimal: str})
-    return JSONResponse({"detail": errors}, status_code=422)
+    # FastAPI's own handler echoes every input through float/int conversion and a
+    # recursive encoder: 1e400 becomes inf (not JSON), and a body nested 8,000
+    # deep overflows the stack. Scalars are echoed (decimals as text); a
+    # container input is the client's own body and is left out.
+    errors = [
+        {
+            key: value
+            for key, value in error.items()
+            if key != "input" or not isinstance(value, dict | list | tuple)
+        }
+        for error in exc.errors()
+    ]
+    encoded: Any = jsonable_encoder(errors, custom_encoder={Decimal: str})
+    return JSONResponse({"detail": encoded}, status_code=422)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,6 +1,7 @@
 """The FastAPI application and its Lambda handler."""
 
 import asyncio
+import os
 
 from fastapi import FastAPI
 from mangum import Mangum
@@ -48,4 +49,6 @@ def _ensure_event_loop() -> None:
 
 app = create_app()
 _ensure_event_loop()
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    from app import snapstart  # noqa: F401  # registers the runtime hooks
 handler = Mangum(app, lifespan="off")

@@ -1,0 +1,372 @@
+"""`make bench`: every row in one run on this machine; `--check` compares the ratios with the targets.
+
+Artifacts are laid out as Lambda lays out a `sam build`: the layer's `python/` folder (Lambda's
+/opt/python) and the function folder (the task root) on the import path, with boto3 from a
+runtime folder standing in for the runtime's copy. They are built by the same Makefiles that
+`sam build` runs, for this machine's platform (the deployed layer is arm64), with python3.13.
+"""
+
+import argparse
+import asyncio
+import io
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from devtools.template import REPO_ROOT, create_table
+
+BENCH_DIR = REPO_ROOT / ".bench"
+RESULTS = REPO_ROOT / "bench" / "results.json"
+TABLE = "items-bench"
+COLD_RUNS = 12
+# Boto3 as the Lambda runtime has it (precompiled); the version the dev environment pins.
+RUNTIME_BOTO3 = "boto3==1.44.8"
+TARGETS = {
+    "cold_vs_baseline": 1.15,
+    "cold_vs_no_pyc": 0.6,
+    "warm_get_vs_baseline": 1.5,
+    "rss_vs_baseline": 1.25,
+    "deployed_unzipped_mb": 60,
+}
+
+
+def run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, check=True, text=True, capture_output=True, **kwargs)  # noqa: S603
+
+
+def local_platform() -> str:
+    return {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_aarch64"}[platform.machine()]
+
+
+def build(python313: str) -> dict[str, Path]:
+    """Layer (this machine's and Lambda's arm64), function, no-pyc copy, runtime boto3, baseline."""
+    shutil.rmtree(BENCH_DIR, ignore_errors=True)
+    paths = {name: BENCH_DIR / name for name in ("layer", "layer-arm64", "function", "runtime", "baseline")}
+    for path in paths.values():
+        path.mkdir(parents=True)
+    make = ["make", "-s", f"PYTHON313={python313}"]
+    run(
+        *make,
+        "-C",
+        "layers/dependencies",
+        "build-DependenciesLayer",
+        f"ARTIFACTS_DIR={paths['layer']}",
+        f"PLATFORM={local_platform()}",
+        cwd=REPO_ROOT,
+    )
+    run(
+        *make,
+        "-C",
+        "layers/dependencies",
+        "build-DependenciesLayer",
+        f"ARTIFACTS_DIR={paths['layer-arm64']}",
+        cwd=REPO_ROOT,
+    )
+    run(
+        *make, "-C", "functions/api", "build-ApiFunction", f"ARTIFACTS_DIR={paths['function']}", cwd=REPO_ROOT
+    )
+    run(
+        python313,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(paths["runtime"]),
+        RUNTIME_BOTO3,
+    )
+    run(
+        python313,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        str(paths["runtime"]),
+    )
+    shutil.copytree(REPO_ROOT / "bench" / "baseline", paths["baseline"] / "baseline")
+    run(python313, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(paths["baseline"]))
+    # What a default `sam build` ships: the same files without any bytecode.
+    for name in ("layer", "function"):
+        copy = BENCH_DIR / f"{name}-no-pyc"
+        shutil.copytree(paths[name], copy, ignore=shutil.ignore_patterns("__pycache__"))
+        paths[f"{name}-no-pyc"] = copy
+    return paths
+
+
+def tree_size(path: Path) -> tuple[float, float]:
+    """Unzipped and zipped (deflate) size in MB."""
+    buffer = io.BytesIO()
+    unzipped = 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                unzipped += file.stat().st_size
+                archive.write(file, file.relative_to(path))
+    return unzipped / 1e6, buffer.tell() / 1e6
+
+
+def seed(endpoint: str) -> None:
+    os.environ.update(
+        {
+            "TABLE_NAME": TABLE,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    client = boto3.client("dynamodb", endpoint_url=endpoint)
+    create_table(client, TABLE)
+    from app.models import ItemCreate
+    from app.storage import ItemStore
+
+    ItemStore(client, TABLE).create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))
+
+
+def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:
+    event = json.loads((REPO_ROOT / "tests/events/http-api-v2.json").read_text())
+    event.pop("cookies", None)
+    event["headers"] = {"content-type": "application/json"}
+    event["rawQueryString"] = ""
+    event["queryStringParameters"] = None
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "bench"}, "scopes": None}}
+    return {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": os.pathsep.join(str(path) for path in paths),
+        "PYTHONDONTWRITEBYTECODE": "1",  # Lambda's file system is read-only
+        "BENCH_HANDLER": handler,
+        "BENCH_EVENT": json.dumps(event),
+        "TABLE_NAME": TABLE,
+        "DYNAMODB_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    }
+
+
+def child(python313: str, mode: str, env: dict[str, str]) -> Any:
+    script = str(REPO_ROOT / "bench" / "child.py")
+    return json.loads(run(python313, "-s", script, mode, env=env).stdout)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def local_load(seconds: float, concurrency: int) -> dict[str, float]:
+    """The server `make run` starts, under a bounded load from this process."""
+    port = 8765
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "DYNAMODB_"))}
+    env["PYTHONPATH"] = "functions/api"
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "devtools.run", "--no-reload", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        return asyncio.run(_load(f"http://127.0.0.1:{port}", seconds, concurrency))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def _load(base: str, seconds: float, concurrency: int) -> dict[str, float]:
+    import httpx2 as httpx
+
+    from devtools.dev_token import issue_local_token
+
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        for _ in range(300):
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        headers = {"Authorization": f"Bearer {issue_local_token('load')}"}
+        created = await client.post("/items", json={"name": "Widget", "price": 1}, headers=headers)
+        path = created.headers["location"]
+        deadline = time.perf_counter() + seconds
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                url = path if n % 2 else "/items"
+                response = await client.get(url, headers=headers)
+                latencies.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+        "errors": errors,
+        "concurrency": concurrency,
+        "seconds": seconds,
+    }
+
+
+def measure(python313: str) -> dict[str, Any]:
+    paths = build(python313)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        seed(endpoint)
+        variants = {
+            "project": child_env(
+                [paths["function"], paths["layer"] / "python", paths["runtime"]], "app.main.handler", endpoint
+            ),
+            "project without .pyc": child_env(
+                [paths["function-no-pyc"], paths["layer-no-pyc"] / "python", paths["runtime"]],
+                "app.main.handler",
+                endpoint,
+            ),
+            "baseline": child_env(
+                [paths["baseline"], paths["layer"] / "python", paths["runtime"]],
+                "baseline.main.handler",
+                endpoint,
+            ),
+        }
+        cold: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(COLD_RUNS):  # interleaved, so drift on a shared machine hits every variant alike
+            for name, env in variants.items():
+                cold[name].append(child(python313, "cold", env)["ms"])
+        warm = {name: child(python313, "warm", variants[name]) for name in ("project", "baseline")}
+    finally:
+        server.stop()
+    load = local_load(seconds=10, concurrency=8)
+    layer, function = tree_size(paths["layer-arm64"]), tree_size(paths["function"])
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": run(python313, "-c", "import sys; print(sys.version.split()[0])").stdout.strip(),
+        "date": time.strftime("%Y-%m-%d"),
+        "cold_ms": {name: summary(values) for name, values in cold.items()},
+        "warm_us": {
+            name: {case: summary(values) for case, values in rows.items() if case != "peak_rss_mb"}
+            for name, rows in warm.items()
+        },
+        "peak_rss_mb": {name: rows["peak_rss_mb"][0] for name, rows in warm.items()},
+        "size_mb": {
+            "layer (arm64)": {"unzipped": layer[0], "zipped": layer[1]},
+            "function": {"unzipped": function[0], "zipped": function[1]},
+        },
+        "local_load": load,
+    }
+    results["ratios"] = ratios(results)
+    return results
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    cold = results["cold_ms"]
+    warm = results["warm_us"]
+    size = results["size_mb"]
+    return {
+        "cold_vs_baseline": cold["project"]["median"] / cold["baseline"]["median"],
+        "cold_vs_no_pyc": cold["project"]["median"] / cold["project without .pyc"]["median"],
+        "warm_get_vs_baseline": warm["project"]["GET /items/{id}"]["median"]
+        / warm["baseline"]["GET /items/{id}"]["median"],
+        "rss_vs_baseline": results["peak_rss_mb"]["project"] / results["peak_rss_mb"]["baseline"],
+        "deployed_unzipped_mb": size["layer (arm64)"]["unzipped"] + size["function"]["unzipped"],
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {results['machine']}; Python {results['python']}; {results['date']}",
+        "",
+        "| row | median | min | max |",
+        "|---|---|---|---|",
+    ]
+    for name, row in results["cold_ms"].items():
+        lines.append(
+            f"| cold: {name} (ms, n={row['n']}) | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |"
+        )
+    for name, cases in results["warm_us"].items():
+        for case, row in cases.items():
+            label = f"warm: {name} {case} (µs/request, {row['n']} batches)"
+            lines.append(f"| {label} | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |")
+    lines += ["", "| size | unzipped MB | zipped MB |", "|---|---|---|"]
+    for name, row in results["size_mb"].items():
+        lines.append(f"| {name} | {row['unzipped']:.1f} | {row['zipped']:.1f} |")
+    lines += ["", "| peak RSS after 1,000 warm requests | MB |", "|---|---|"]
+    for name, value in results["peak_rss_mb"].items():
+        lines.append(f"| {name} | {value:.1f} |")
+    load = results["local_load"]
+    lines += [
+        "",
+        f"Local load (`make run`'s server, {load['concurrency']} concurrent clients, "
+        f"{load['seconds']:.0f} s): "
+        f"{load['rps']:.0f} requests/s, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
+        f"{load['errors']} errors in {load['requests']} requests.",
+        "",
+        "| target | limit | measured |",
+        "|---|---|---|",
+    ]
+    for name, value in results["ratios"].items():
+        lines.append(f"| {name} | ≤ {TARGETS[name]} | {value:.2f} |")
+    return "\n".join(lines)
+
+
+def check(results: dict[str, Any]) -> list[str]:
+    missed = [
+        f"{name}: {value:.2f} > {TARGETS[name]}"
+        for name, value in results["ratios"].items()
+        if value > TARGETS[name]
+    ]
+    if results["local_load"]["errors"]:
+        missed.append(f"local load: {results['local_load']['errors']} errors")
+    return missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--python313", required=True, help="the Lambda runtime's interpreter")
+    parser.add_argument("--check", action="store_true", help="compare bench/results.json with the targets")
+    args = parser.parse_args(argv)
+    if args.check:
+        results = json.loads(RESULTS.read_text())
+    else:
+        results = measure(args.python313)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    missed = check(results)
+    for line in missed:
+        print(f"MISSED {line}", file=sys.stderr)
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""SnapStart: the template switch and the runtime hooks, called as Lambda calls them."""
+
+import os
+import random
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import snapshot_restore_py
+
+from app import dependencies
+from devtools.template import REPO_ROOT, load_template
+
+
+def test_hooks_are_registered_and_refresh_the_environment(dynamodb: Any) -> None:
+    from app import snapstart
+
+    assert snapstart.prepare_snapshot in [entry[0] for entry in snapshot_restore_py._before_snapshot_registry]
+    assert snapstart.refresh_after_restore in [
+        entry[0] for entry in snapshot_restore_py._after_restore_registry
+    ]
+
+    snapstart.prepare_snapshot()
+    assert dependencies.get_dynamodb_client.cache_info().currsize == 1  # the client is in the snapshot
+    snapshotted_client = dependencies.get_dynamodb_client()
+    dependencies.get_item_store()
+
+    random.seed(1234)  # every environment restored from one snapshot would share this state
+    shared = random.random()
+    random.seed(1234)
+    snapstart.refresh_after_restore()
+    assert random.random() != shared
+    assert dependencies.get_dynamodb_client.cache_info().currsize == 0
+    assert dependencies.get_item_store.cache_info().currsize == 0
+    assert dependencies.get_dynamodb_client() is not snapshotted_client
+
+
+def test_snapstart_is_a_template_parameter() -> None:
+    template = load_template()
+    assert template["Parameters"]["EnableSnapStart"]["Default"] == "false"
+    function = template["Resources"]["ApiFunction"]["Properties"]
+    assert function["AutoPublishAlias"] == "live"
+    assert function["SnapStart"] == {
+        "Fn::If": ["SnapStartEnabled", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+@pytest.mark.parametrize(("initialization", "loaded"), [("snap-start", True), ("on-demand", False)])
+def test_hooks_load_only_for_snapstart_inits(initialization: str, loaded: bool) -> None:
+    code = "import sys, app.main; print('app.snapstart' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": "functions/api", "AWS_LAMBDA_INITIALIZATION_TYPE": initialization}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == str(loaded)
