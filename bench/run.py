@@ -31,7 +31,7 @@ from devtools.template import REPO_ROOT, create_table
 BENCH_DIR = REPO_ROOT / ".bench"
 RESULTS = REPO_ROOT / "bench" / "results.json"
 TABLE = "items-bench"
-COLD_RUNS = 12
+COLD_RUNS = 20
 # Boto3 as the Lambda runtime has it (precompiled); the version the dev environment pins.
 RUNTIME_BOTO3 = "boto3==1.44.8"
 TARGETS = {

@@ -54,3 +54,12 @@ def test_hooks_load_only_for_snapstart_inits(initialization: str, loaded: bool) 
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == str(loaded)
+
+
+def test_collector_runs_again_once_the_app_is_built() -> None:
+    code = "import gc, app.main; print(gc.isenabled(), gc.get_freeze_count() > 0)"
+    env = {**os.environ, "PYTHONPATH": "functions/api"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "True"]

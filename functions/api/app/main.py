@@ -1,17 +1,25 @@
 """The FastAPI application and its Lambda handler."""
 
-import asyncio
-import os
+import gc
 
-from fastapi import FastAPI
-from mangum import Mangum
+# A cold start allocates hundreds of thousands of long-lived objects (modules,
+# classes, validators); running the cycle collector over them while they are
+# being created is wasted work (about 7% of the import). It resumes below, with
+# everything built so far frozen out of later collections.
+gc.disable()
 
-from app.body_limit import BodyLimitMiddleware
-from app.errors import UnhandledErrorMiddleware, install_error_handlers
-from app.idempotency import IdempotencyMiddleware
-from app.response_headers import ResponseHeadersMiddleware
-from app.root_path import RootPathMiddleware
-from app.routes import health, items
+import asyncio  # noqa: E402
+import os  # noqa: E402
+
+from fastapi import FastAPI  # noqa: E402
+from mangum import Mangum  # noqa: E402
+
+from app.body_limit import BodyLimitMiddleware  # noqa: E402
+from app.errors import UnhandledErrorMiddleware, install_error_handlers  # noqa: E402
+from app.idempotency import IdempotencyMiddleware  # noqa: E402
+from app.response_headers import ResponseHeadersMiddleware  # noqa: E402
+from app.root_path import RootPathMiddleware  # noqa: E402
+from app.routes import health, items  # noqa: E402
 
 
 def create_app() -> FastAPI:
@@ -52,3 +60,5 @@ _ensure_event_loop()
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
     from app import snapstart  # noqa: F401  # registers the runtime hooks
 handler = Mangum(app, lifespan="off")
+gc.freeze()
+gc.enable()
