@@ -81,9 +81,10 @@ $(SAM_STAMP): requirements-sam.txt
 validate: $(SAM_STAMP) ## sam validate --lint
 	$(SAM) validate --lint
 
-build: validate ## sam build (no Docker): layer for python3.13 on arm64
+build: validate $(STAMP) ## sam build (no Docker): layer for python3.13 on arm64
 	@test -n "$(PYTHON313)" || { echo "make build needs python3.13 (on PATH or through pyenv)"; exit 1; }
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build
+	$(BIN)/python -m devtools.check_build "$$($(PYTHON313) -c 'import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())')"
 
 clean: ## remove virtual environments, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache

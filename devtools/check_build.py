@@ -1,0 +1,63 @@
+"""After `sam build`: the artifacts hold python3.13 bytecode that zip timestamps cannot invalidate,
+and nothing Lambda never reads. Exits non-zero, naming each problem."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from devtools.template import REPO_ROOT
+
+BUILD = REPO_ROOT / ".aws-sam" / "build"
+ARTIFACTS = {
+    "DependenciesLayer": BUILD / "DependenciesLayer" / "python",
+    "ApiFunction": BUILD / "ApiFunction",
+}
+UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
+
+
+def problems(python313_magic: bytes) -> list[str]:
+    found = []
+    for name, root in ARTIFACTS.items():
+        if not root.is_dir():
+            found.append(f"{name}: {root} is missing (run sam build)")
+            continue
+        sources = [p for p in root.rglob("*.py") if "__pycache__" not in p.parts]
+        for source in sources:
+            cached = Path(
+                importlib.util.cache_from_source(str(source)).replace(
+                    sys.implementation.cache_tag, "cpython-313"
+                )
+            )
+            if not cached.exists():
+                found.append(f"{name}: no python3.13 bytecode for {source.relative_to(root)}")
+                continue
+            header = cached.read_bytes()[:8]
+            if header[:4] != python313_magic or int.from_bytes(header[4:8], "little") != UNCHECKED_HASH:
+                found.append(f"{name}: {cached.relative_to(root)} is not unchecked-hash python3.13 bytecode")
+        found += [
+            f"{name}: foreign bytecode {p.relative_to(root)}"
+            for p in root.rglob("*.pyc")
+            if "cpython-313" not in p.name
+        ]
+        found += [f"{name}: install record {p.relative_to(root)}" for p in root.rglob("RECORD")]
+        found += [f"{name}: test folder {p.relative_to(root)}" for p in root.rglob("tests") if p.is_dir()]
+        if not sources:
+            found.append(f"{name}: no Python sources")
+    arm64 = list(ARTIFACTS["DependenciesLayer"].rglob("*cpython-313-aarch64-linux-gnu.so"))
+    if not arm64:
+        found.append("DependenciesLayer: no compiled extension for cpython-313 on aarch64 (pydantic_core)")
+    return found
+
+
+def main() -> int:
+    # The magic number of python3.13's bytecode, passed by the Makefile (this may run on 3.11).
+    magic = bytes.fromhex(sys.argv[1])
+    found = problems(magic)
+    for problem in found:
+        print(problem, file=sys.stderr)
+    print(f"build check: {len(found)} problems")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
