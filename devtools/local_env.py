@@ -35,6 +35,9 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
         "AWS_SESSION_TOKEN": "local",
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
+        "POWERTOOLS_SERVICE_NAME": "items-api",
+        # EMF metrics only mean something to CloudWatch; locally they would flood the console.
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
 

@@ -384,7 +384,9 @@ def test_unexpected_failure_is_generic_500(
     assert response.json() == {"detail": "Internal Server Error", "request_id": request_id}
     assert "secret" not in response.text
     assert "Traceback" not in response.text
-    logged = [record for record in caplog.records if record.name == "app"]
+    logged = [
+        record for record in caplog.records if record.name == "items-api" and record.levelname == "ERROR"
+    ]
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert getattr(logged[0], "request_id", "") == request_id

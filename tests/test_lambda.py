@@ -220,5 +220,5 @@ def test_unexpected_failure_through_lambda_is_generic_500(
     assert response["statusCode"] == 500
     assert response_json(response) == {"detail": "Internal Server Error", "request_id": "apigw-request-id"}
     assert response_headers(response)["x-request-id"] == "apigw-request-id"
-    records = [r for r in caplog.records if r.name == "app"]
+    records = [r for r in caplog.records if r.name == "items-api" and r.levelname == "ERROR"]
     assert [getattr(r, "request_id", None) for r in records] == ["apigw-request-id"]

@@ -1,5 +1,6 @@
 """template.yaml and samconfig.toml: the deployed shape that the code relies on."""
 
+import json
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -127,3 +128,52 @@ def test_samconfig_has_dev_and_prod() -> None:
     )
     assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
     assert config["default"]["build"]["parameters"].get("use_container") in (None, False)
+
+
+def test_operability_hardening(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    table = resources["ItemsTable"]
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    for name in ("ApiAccessLogGroup", "ApiFunctionLogGroup"):
+        assert resources[name]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    api = resources["HttpApi"]["Properties"]
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": "ApiAccessLogGroup.Arn"}
+    access_format = json.loads(api["AccessLogSettings"]["Format"])
+    assert {"requestId", "status", "latencyMs", "routeKey"} <= set(access_format)
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+    }
+    cors = api["CorsConfiguration"]["Fn::If"][1]
+    assert cors["AllowCredentials"] is False
+    assert cors["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    assert "*" not in str(template["Parameters"]["CorsAllowedOrigins"].get("Default"))
+    function = resources["ApiFunction"]["Properties"]
+    assert function["Tracing"] == "Active"
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "ApiFunctionLogGroup"}
+    assert function["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert "ReservedConcurrentExecutions" in function
+
+
+def test_alarms_cover_the_failure_modes_and_notify(template: dict[str, Any]) -> None:
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {
+        "Api5xxRateAlarm",
+        "LambdaErrorsAlarm",
+        "LambdaThrottlesAlarm",
+        "DynamoDBThrottlesAlarm",
+        "DynamoDBSystemErrorsAlarm",
+        "LatencyP99Alarm",
+    }
+    topic = {"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [topic], name
+    system_errors = alarms["DynamoDBSystemErrorsAlarm"]["Properties"]["Metrics"]
+    operations = {
+        m["MetricStat"]["Metric"]["Dimensions"][1]["Value"] for m in system_errors if "MetricStat" in m
+    }
+    policy = template["Resources"]["ApiFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    assert {f"dynamodb:{operation}" for operation in operations} == set(policy["Action"])

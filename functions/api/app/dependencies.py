@@ -109,7 +109,9 @@ async def get_owner(
 ) -> str:
     """The authenticated owner of this request (401 otherwise)."""
     token = credentials.credentials if credentials else None
-    return authenticate(settings, request.scope.get("aws.event"), token)
+    owner = authenticate(settings, request.scope.get("aws.event"), token)
+    request.state.owner = owner  # for the request log line, which records only a hash of it
+    return owner
 
 
 CurrentOwner = Annotated[str, Depends(get_owner)]

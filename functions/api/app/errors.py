@@ -1,7 +1,6 @@
 """How errors become responses: every domain exception is mapped here, once."""
 
 import json
-import logging
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import NotAuthenticated
+from app.observability import get_logger
 from app.response_headers import request_id
 from app.storage import ItemNotFound, PreconditionFailed
-
-logger = logging.getLogger("app")
 
 # Error codes botocore's standard retry mode retries; once they reach the app
 # the retries are spent and the client should come back later.
@@ -111,10 +109,10 @@ class UnhandledErrorMiddleware:
         except Exception as error:
             rid = request_id(scope)
             if started:
-                logger.exception("Error after the response started", extra={"request_id": rid})
+                get_logger().exception("Error after the response started", extra={"request_id": rid})
                 raise
             if is_unavailable(error):
-                logger.warning(
+                get_logger().warning(
                     "AWS dependency unavailable: %s",
                     type(error).__name__,
                     extra={"request_id": rid},
@@ -123,7 +121,7 @@ class UnhandledErrorMiddleware:
                 status, body = 503, {"detail": "Service Unavailable"}
                 headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
             else:
-                logger.exception(
+                get_logger().exception(
                     "Unhandled error on %s %s", scope["method"], scope["path"], extra={"request_id": rid}
                 )
                 status, body = 500, {"detail": "Internal Server Error", "request_id": rid}

@@ -31,7 +31,6 @@ table:
 import base64
 import hashlib
 import json
-import logging
 import math
 import time
 import uuid
@@ -43,14 +42,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import NotAuthenticated, authenticate
 from app.dependencies import get_dynamodb_client
+from app.observability import get_logger
 from app.response_headers import request_id
 from app.root_path import route_path
 from app.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-logger = logging.getLogger("app")
 
 HEADER = b"idempotency-key"
 RECORD_TTL_SECONDS = 24 * 3600
@@ -348,7 +346,7 @@ class IdempotencyMiddleware:
                 store.complete(record_key, token, response)
             except Exception:
                 # The change happened: say so. A repeat after the lock lapses runs again.
-                logger.warning(
+                get_logger().warning(
                     "Could not record an idempotent response",
                     exc_info=True,
                     extra={"request_id": request_id(scope)},
@@ -362,7 +360,7 @@ class IdempotencyMiddleware:
         try:
             store.release(record_key, token)
         except Exception:
-            logger.warning(
+            get_logger().warning(
                 "Could not release an idempotency key", exc_info=True, extra={"request_id": request_id(scope)}
             )
 

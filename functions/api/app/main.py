@@ -17,6 +17,7 @@ from mangum import Mangum  # noqa: E402
 from app.body_limit import BodyLimitMiddleware  # noqa: E402
 from app.errors import UnhandledErrorMiddleware, install_error_handlers  # noqa: E402
 from app.idempotency import IdempotencyMiddleware  # noqa: E402
+from app.observability import RequestLogMiddleware  # noqa: E402
 from app.response_headers import ResponseHeadersMiddleware  # noqa: E402
 from app.root_path import RootPathMiddleware  # noqa: E402
 from app.routes import health, items  # noqa: E402
@@ -34,11 +35,13 @@ def create_app() -> FastAPI:
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    # Added innermost first: RootPath → ResponseHeaders → UnhandledError → BodyLimit → Idempotency → app.
+    # Added innermost first. Outermost to innermost: RootPath → RequestLog → ResponseHeaders
+    # → UnhandledError → BodyLimit → Idempotency → the app.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(ResponseHeadersMiddleware)
+    app.add_middleware(RequestLogMiddleware)
     app.add_middleware(RootPathMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -1,0 +1,133 @@
+"""One JSON log line and one EMF metrics record per request; no token, body or raw owner in either."""
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app import observability
+from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_json
+
+Auth = Callable[[str], dict[str, str]]
+SECRET_SUB = "sub-7c1e-never-logged"
+SECRET_BODY = "body-text-never-logged"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the service logger writes, formatted exactly as CloudWatch receives them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(observability.get_logger().registered_formatter)
+    underlying = logging.getLogger(observability.get_logger().name)
+    underlying.addHandler(handler)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+    yield lines
+    underlying.removeHandler(handler)
+
+
+def emf_records(captured: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_one_line_per_request_with_the_fields_on_call(
+    app: FastAPI, log_lines: Callable[[], list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = lambda_handler()
+    observability._cold_start = True  # a fresh container
+    created = handler(
+        http_api_event("POST", "/items", owner=SECRET_SUB, body={"name": "n", "price": 1}), LambdaContext()
+    )
+    item_id = response_json(created)["id"]
+    handler(http_api_event("GET", f"/items/{item_id}", owner=SECRET_SUB), LambdaContext())
+    handler(http_api_event("GET", "/nowhere"), LambdaContext())
+    requests = [line for line in log_lines() if line["message"] == "request"]
+    assert len(requests) == 3
+    first, second, unmatched = requests
+    assert first["route"] == "/items" and first["status"] == 201 and first["method"] == "POST"  # noqa: PT018
+    assert second["route"] == "/items/{item_id}"  # the template, not /items/1
+    assert second["status"] == 200
+    assert isinstance(second["latency_ms"], float)
+    assert second["request_id"] == "apigw-request-id"
+    assert second["lambda_request_id"] == "lambda-request-id"
+    assert (first["cold_start"], second["cold_start"]) == (True, False)
+    assert second["owner_ref"] == observability.owner_reference(SECRET_SUB)
+    assert second["owner_ref"] != SECRET_SUB
+    assert second["service"] == "items-api"
+    assert second["level"] == "INFO"
+    assert (unmatched["route"], unmatched["status"], unmatched.get("owner_ref")) == ("unmatched", 404, None)
+
+    records = emf_records(capsys.readouterr().out)
+    assert len(records) == 3
+    get = records[1]
+    directive = get["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "ItemsApi"
+    assert ["route", "service"] in directive["Dimensions"]
+    assert get["route"] == "GET /items/{item_id}"
+    assert (get["Requests"], get["Errors4xx"], get["Errors5xx"]) == ([1.0], [0.0], [0.0])
+    assert "ColdStart" in records[0] and "ColdStart" not in get  # noqa: PT018
+    assert records[2]["Errors4xx"] == [1.0]
+
+
+def test_errors_log_the_stack_trace_with_the_same_request_id(
+    client: TestClient,
+    auth: Auth,
+    log_lines: Callable[[], list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.dependencies import get_dynamodb_client
+
+    def explode(**_: Any) -> None:
+        raise RuntimeError("boom")
+
+    get_dynamodb_client().meta.events.register("before-call.dynamodb.GetItem", explode)
+    response = client.get("/items/1", headers=auth("alice"))
+    assert response.status_code == 500
+    error, request = log_lines()
+    assert error["level"] == "ERROR"
+    assert "RuntimeError: boom" in json.dumps(error["exception"])
+    assert error["request_id"] == request["request_id"] == response.headers["x-request-id"]
+    assert request["status"] == 500
+    assert emf_records(capsys.readouterr().out)[0]["Errors5xx"] == [1.0]
+
+
+def test_no_token_body_or_raw_owner_in_any_output(
+    client: TestClient,
+    auth: Auth,
+    log_lines: Callable[[], list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Everything at INFO and above (the level Lambda runs at; botocore's DEBUG
+    # wire logs would show bodies and are never switched on in production).
+    caplog.set_level(logging.INFO)
+    observability.get_logger().setLevel(logging.DEBUG)
+    headers = auth(SECRET_SUB)
+    token = headers["Authorization"].split()[1]
+    body = {"name": SECRET_BODY, "price": 1, "description": SECRET_BODY}
+    item = client.post("/items", json=body, headers=headers).json()
+    client.patch(f"/items/{item['id']}", json={"description": SECRET_BODY}, headers=headers)
+    client.post(
+        "/items", json={**body, "price": "bad"}, headers=headers
+    )  # 422 echoes input to the client only
+    client.get("/items", headers={"Authorization": f"Bearer {token}x"})  # a bad token
+    client.post("/items", json=body, headers={**headers, "Idempotency-Key": "k"})
+    output = json.dumps(log_lines()) + capsys.readouterr().out + caplog.text
+    assert len(log_lines()) >= 5
+    observability.get_logger().setLevel(logging.INFO)
+    for secret in (token, SECRET_BODY, SECRET_SUB):
+        assert secret not in output
+
+
+def test_owner_reference_is_stable_and_distinct() -> None:
+    assert observability.owner_reference("a") == observability.owner_reference("a")
+    assert observability.owner_reference("a") != observability.owner_reference("b")
+    assert len(observability.owner_reference("a")) == 16
