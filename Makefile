@@ -19,7 +19,7 @@ USER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
-.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.
 token: $(STAMP) ## print a local bearer token: make token USER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(USER)"
 
-test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, pytest
+test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, sam validate, checkov, pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -50,14 +50,32 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-lint-infra: $(STAMP)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | cksum | cut -d' ' -f1)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --lint, checkov (template and SAM-transformed)
 	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint
+	mkdir -p .local
+	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.sam_transform > .local/transformed-template.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 fuzz: $(STAMP) ## schemathesis with 2,000 examples per operation and owner
 	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_schemathesis.py
+
+smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=…
+	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=…"; exit 2; }
+	@$(BIN)/python -m devtools.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
 
 bench: $(STAMP) ## cold start, warm latency, size, memory and local load against baselines
 	@test -n "$(PYTHON313)" || { echo "make bench needs python3.13 (on PATH or through pyenv)"; exit 1; }
@@ -87,4 +105,4 @@ build: validate $(STAMP) ## sam build (no Docker): layer for python3.13 on arm64
 	$(BIN)/python -m devtools.check_build "$$($(PYTHON313) -c 'import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())')"
 
 clean: ## remove virtual environments, build output and caches
-	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache

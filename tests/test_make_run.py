@@ -31,6 +31,7 @@ def run_module(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal gives `make run`
     )
 
 
@@ -63,8 +64,12 @@ def server(dev_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str
         yield process, base, dynamodb_port
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()  # reap it and close its pipe
 
 
 def port_is_open(port: int) -> bool:
@@ -96,10 +101,46 @@ def test_make_run_serves_and_stops(
     assert [item["name"] for item in listing["items"]] == ["Widget"]
     assert port_is_open(dynamodb_port)
 
-    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the whole foreground group
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{base.rsplit(':', 1)[1]}/docs" in output
     assert "make token" in output
     assert not port_is_open(dynamodb_port)
     assert not port_is_open(int(base.rsplit(":", 1)[1]))
+
+
+def test_smoke_test_passes_against_make_run(
+    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
+) -> None:
+    """The deploy pipeline's smoke step, run here against the local server."""
+    _, base, _ = server
+    token = subprocess.run(
+        [sys.executable, "-m", "devtools.dev_token", "smoke"],
+        cwd=REPO_ROOT,
+        env=dev_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    smoke = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", token],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dev_env,
+        capture_output=True,
+        text=True,
+    )
+    assert smoke.returncode == 0, smoke.stderr
+    assert "smoke: ok" in smoke.stdout
+    # And it fails when the deployment is wrong: a bad token makes every authenticated check fail.
+    broken = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", "not-a-token"],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dev_env,
+        capture_output=True,
+        text=True,
+    )
+    assert broken.returncode == 1
+    assert "FAILED POST /items is 201" in broken.stderr

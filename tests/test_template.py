@@ -34,7 +34,7 @@ def test_function_runtime_and_timeout(template: dict[str, Any]) -> None:
 def test_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
     layer = template["Resources"]["DependenciesLayer"]
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
-    assert template["Resources"]["ApiFunction"]["Metadata"] == {"BuildMethod": "makefile"}
+    assert template["Resources"]["ApiFunction"]["Metadata"]["BuildMethod"] == "makefile"
     assert "build-DependenciesLayer:" in (REPO_ROOT / "layers/dependencies/Makefile").read_text()
     assert "build-ApiFunction:" in (REPO_ROOT / "functions/api/Makefile").read_text()
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
