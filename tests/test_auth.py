@@ -162,3 +162,30 @@ def test_token_round_trip() -> None:
 )
 def test_owner_from_event(event: Any, owner: str | None) -> None:
     assert owner_from_event(event, "sub") == owner
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TABLE_NAME", None, "TABLE_NAME: Field required (expected: a DynamoDB table name"),
+        ("DYNAMODB_MAX_ATTEMPTS", "many", "DYNAMODB_MAX_ATTEMPTS: Input should be a valid integer"),
+        (
+            "DYNAMODB_READ_TIMEOUT",
+            "0",
+            "DYNAMODB_READ_TIMEOUT: Input should be greater than 0 (expected: seconds",
+        ),
+        ("AUTH_MODE", "open", "AUTH_MODE: Input should be 'apigateway' or 'local'"),
+    ],
+)
+def test_settings_errors_name_the_variable_and_the_form(
+    monkeypatch: pytest.MonkeyPatch, environment: None, variable: str, value: str | None, expected: str
+) -> None:
+    from app.settings import SettingsError
+
+    if value is None:
+        monkeypatch.delenv(variable)
+    else:
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+    assert expected in str(raised.value)

@@ -4,7 +4,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The most AWS calls one request makes in sequence (an idempotent POST: claim the
@@ -19,16 +19,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    table_name: str = Field(min_length=3, max_length=255)
+    table_name: str = Field(
+        min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
+    )
     dynamodb_endpoint_url: str | None = None
     owner_claim: str = Field(default="sub", min_length=1)
-    auth_mode: Literal["apigateway", "local"] = "apigateway"
+    auth_mode: Literal["apigateway", "local"] = Field(default="apigateway", description="apigateway or local")
     local_jwt_secret: SecretStr | None = None
     api_base_path: str = ""
     # Retries and timeouts of every AWS call; see worst_case_call_seconds.
-    dynamodb_max_attempts: int = Field(default=3, ge=1, le=10)
-    dynamodb_connect_timeout: float = Field(default=0.5, gt=0, le=10)
-    dynamodb_read_timeout: float = Field(default=0.5, gt=0, le=10)
+    dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
+    dynamodb_connect_timeout: float = Field(
+        default=0.5, gt=0, le=10, description="seconds, above 0 and at most 10"
+    )
+    dynamodb_read_timeout: float = Field(
+        default=0.5, gt=0, le=10, description="seconds, above 0 and at most 10"
+    )
     cursor_secret_arn: str | None = None
     cursor_signing_key: SecretStr | None = None
     cursor_signing_key_previous: SecretStr | None = None
@@ -64,7 +70,26 @@ class Settings(BaseSettings):
         return self
 
 
+class SettingsError(ValueError):
+    """The environment does not configure the API correctly; the message names each variable."""
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem: the environment variable, what is wrong, and the expected form."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        info = Settings.model_fields.get(field)
+        expected = f" (expected: {info.description})" if info and info.description else ""
+        variable = field.upper() if field else "configuration"
+        lines.append(f"{variable}: {problem['msg']}{expected}")
+    return "invalid settings: " + "; ".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """Settings parsed once per container (tests clear the cache)."""
-    return Settings()  # type: ignore[call-arg]  # table_name comes from the environment
+    """Settings parsed once per container (tests clear the cache); SettingsError names what is wrong."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # table_name comes from the environment
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None
