@@ -72,6 +72,18 @@ def server(dev_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str
         process.communicate()  # reap it and close its pipe
 
 
+def dev_token(owner: str, env: dict[str, str]) -> str:
+    """What `make token USER=owner` prints."""
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "devtools.dev_token", owner],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def port_is_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -85,14 +97,7 @@ def test_make_run_serves_and_stops(
     assert httpx.get(f"{base}/docs").status_code == 200
     assert httpx.get(f"{base}/items").status_code == 401
 
-    token = subprocess.run(
-        [sys.executable, "-m", "devtools.dev_token", "alice"],
-        cwd=REPO_ROOT,
-        env=dev_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = dev_token("alice", dev_env)
     headers = {"Authorization": f"Bearer {token}"}
     created = httpx.post(f"{base}/items", json={"name": "Widget", "price": 9.99}, headers=headers)
     assert created.status_code == 201, created.text
@@ -115,14 +120,7 @@ def test_smoke_test_passes_against_make_run(
 ) -> None:
     """The deploy pipeline's smoke step, run here against the local server."""
     _, base, _ = server
-    token = subprocess.run(
-        [sys.executable, "-m", "devtools.dev_token", "smoke"],
-        cwd=REPO_ROOT,
-        env=dev_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = dev_token("smoke", dev_env)
     smoke = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", token],
         check=False,

@@ -46,6 +46,7 @@ from app.observability import get_logger
 from app.response_headers import request_id
 from app.root_path import route_path
 from app.settings import get_settings
+from app.storage import condition_failure_row
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -121,13 +122,6 @@ class Mismatch:
 ClaimResult = Claimed | Replay | InProgress | Mismatch
 
 
-def _condition_row(error: ClientError) -> dict[str, Any] | None:
-    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-        return None
-    row: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
-    return row
-
-
 class IdempotencyStore:
     """The idempotency records, in the items table."""
 
@@ -170,7 +164,7 @@ class IdempotencyStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            row = _condition_row(error)
+            row = condition_failure_row(error)
             if row is None:
                 raise
             return self._held_by_other(row, fingerprint, token, current)
@@ -220,7 +214,7 @@ class IdempotencyStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            row = _condition_row(error)
+            row = condition_failure_row(error)
             already_done = row is not None and row.get("claim_token", {}).get("S") == token
             if not (already_done and row and row["status"]["S"] == _COMPLETED):
                 raise
@@ -235,7 +229,7 @@ class IdempotencyStore:
                 ExpressionAttributeValues={":token": {"S": token}},
             )
         except ClientError as error:
-            if _condition_row(error) is None:
+            if condition_failure_row(error) is None:
                 raise
 
 

@@ -79,7 +79,7 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     return _key(owner, item_id)
 
 
-def _condition_failure(error: ClientError) -> dict[str, Any] | None:
+def condition_failure_row(error: ClientError) -> dict[str, Any] | None:
     """The current row returned with a failed condition (empty if absent), or None for other errors."""
     if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
         return None
@@ -181,7 +181,7 @@ class ItemStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            row = _condition_failure(error)
+            row = condition_failure_row(error)
             if row is None or not _written_by(row, token):
                 raise
             return int(row["last_id"]["N"])  # our increment was applied; its reply was lost
@@ -208,7 +208,7 @@ class ItemStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            row = _condition_failure(error)
+            row = condition_failure_row(error)
             if row is None or not _written_by(row, token):
                 raise
         return _to_item(attributes)
@@ -290,7 +290,7 @@ class ItemStore:
         self, error: ClientError, token: str, if_match: list[int] | AnyVersion | None
     ) -> dict[str, Any]:
         """Tell apart a failed condition: our own applied write (returned), 404 or 412."""
-        row = _condition_failure(error)
+        row = condition_failure_row(error)
         if row is None:
             raise error
         if _written_by(row, token):
