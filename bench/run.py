@@ -166,7 +166,8 @@ def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:
 
 def child(python313: str, mode: str, env: dict[str, str]) -> Any:
     script = str(REPO_ROOT / "bench" / "child.py")
-    return json.loads(run(python313, "-s", script, mode, env=env).stdout)
+    # The app's own log lines and metrics come first (they are part of the cost); the result is last.
+    return json.loads(run(python313, "-s", script, mode, env=env).stdout.strip().splitlines()[-1])
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -34,8 +34,9 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     underlying.removeHandler(handler)
 
 
-def emf_records(captured: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
+def emf_records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The log lines CloudWatch turns into metrics (Embedded Metric Format)."""
+    return [line for line in lines if "_aws" in line]
 
 
 def test_one_line_per_request_with_the_fields_on_call(
@@ -65,16 +66,22 @@ def test_one_line_per_request_with_the_fields_on_call(
     assert second["level"] == "INFO"
     assert (unmatched["route"], unmatched["status"], unmatched.get("owner_ref")) == ("unmatched", 404, None)
 
-    records = emf_records(capsys.readouterr().out)
+    records = emf_records(requests)
     assert len(records) == 3
     get = records[1]
     directive = get["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "ItemsApi"
-    assert ["route", "service"] in directive["Dimensions"]
-    assert get["route"] == "GET /items/{item_id}"
-    assert (get["Requests"], get["Errors4xx"], get["Errors5xx"]) == ([1.0], [0.0], [0.0])
-    assert "ColdStart" in records[0] and "ColdStart" not in get  # noqa: PT018
-    assert records[2]["Errors4xx"] == [1.0]
+    assert directive["Dimensions"] == [["service", "method", "route"]]
+    named = {metric["Name"] for metric in directive["Metrics"]}
+    assert named == {"Requests", "Latency", "Errors4xx", "Errors5xx"}
+    for name in named:
+        assert isinstance(get[name], int | float), name  # every named metric is a key of the line
+    assert (get["method"], get["route"]) == ("GET", "/items/{item_id}")
+    assert (get["Requests"], get["Errors4xx"], get["Errors5xx"]) == (1, 0, 0)
+    assert get["Latency"] == get["latency_ms"]
+    assert records[0]["ColdStart"] == 1
+    assert "ColdStart" not in get
+    assert records[2]["Errors4xx"] == 1
 
 
 def test_errors_log_the_stack_trace_with_the_same_request_id(
@@ -96,7 +103,7 @@ def test_errors_log_the_stack_trace_with_the_same_request_id(
     assert "RuntimeError: boom" in json.dumps(error["exception"])
     assert error["request_id"] == request["request_id"] == response.headers["x-request-id"]
     assert request["status"] == 500
-    assert emf_records(capsys.readouterr().out)[0]["Errors5xx"] == [1.0]
+    assert request["Errors5xx"] == 1
 
 
 def test_no_token_body_or_raw_owner_in_any_output(
