@@ -40,7 +40,7 @@ def emf_records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_one_line_per_request_with_the_fields_on_call(
-    app: FastAPI, log_lines: Callable[[], list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]
+    app: FastAPI, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     handler = lambda_handler()
     observability._cold_start = True  # a fresh container
@@ -88,7 +88,6 @@ def test_errors_log_the_stack_trace_with_the_same_request_id(
     client: TestClient,
     auth: Auth,
     log_lines: Callable[[], list[dict[str, Any]]],
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from app.dependencies import get_dynamodb_client
 

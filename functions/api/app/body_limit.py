@@ -1,11 +1,11 @@
 """Refuses request bodies over the limit with 413, before anything parses them."""
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi_json import send_json
+
 MAX_BODY_BYTES = 16 * 1024
-_TOO_LARGE = json.dumps({"detail": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}).encode()
+_TOO_LARGE = {"detail": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}
 
 
 class BodyLimitMiddleware:
@@ -24,7 +24,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-                await self._refuse(send)
+                await send_json(send, 413, _TOO_LARGE, [(b"connection", b"close")])
                 return
         chunks: list[bytes] = []
         size = 0
@@ -36,7 +36,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                await self._refuse(send)
+                await send_json(send, 413, _TOO_LARGE, [(b"connection", b"close")])
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -51,18 +51,3 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _refuse(send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(_TOO_LARGE)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _TOO_LARGE})

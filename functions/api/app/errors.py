@@ -1,6 +1,5 @@
 """How errors become responses: every domain exception is mapped here, once."""
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi_json import send_json
 from app.auth import NotAuthenticated
 from app.observability import get_logger
 from app.response_headers import request_id
@@ -126,16 +126,4 @@ class UnhandledErrorMiddleware:
                 )
                 status, body = 500, {"detail": "Internal Server Error", "request_id": rid}
                 headers = []
-            content = json.dumps(body).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(content)).encode()),
-                        *headers,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": content})
+            await send_json(send, status, body, headers)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi_json import send_json, send_raw
 from app.auth import NotAuthenticated, authenticate
 from app.dependencies import get_dynamodb_client
 from app.observability import get_logger
@@ -233,28 +234,10 @@ class IdempotencyStore:
                 raise
 
 
-def _json_response(status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None) -> StoredResponse:
-    content = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-    return StoredResponse(status, headers + (extra or []), content)
-
-
-def _key_error(message: str, error_type: str) -> StoredResponse:
+async def _key_error(send: Send, message: str, error_type: str) -> None:
     # The shape of FastAPI's validation errors, as the OpenAPI document declares for 422.
-    return _json_response(
-        422, {"detail": [{"type": error_type, "loc": ["header", "idempotency-key"], "msg": message}]}
-    )
-
-
-async def _send(send: Send, response: StoredResponse, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": response.headers + (extra or []),
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
+    error = {"type": error_type, "loc": ["header", "idempotency-key"], "msg": message}
+    await send_json(send, 422, {"detail": [error]})
 
 
 class IdempotencyMiddleware:
@@ -280,7 +263,7 @@ class IdempotencyMiddleware:
         try:
             key = parse_key(raw_key)
         except InvalidKey as error:
-            await _send(send, _key_error(f"Idempotency-Key {error}", "value_error"))
+            await _key_error(send, f"Idempotency-Key {error}", "value_error")
             return
 
         body = await self._read_body(receive)
@@ -290,16 +273,19 @@ class IdempotencyMiddleware:
         token = uuid.uuid4().hex
         result = store.claim(record_key, fingerprint, token, self._lock_seconds(scope))
         if isinstance(result, Replay):
-            await _send(send, result.response, [(b"idempotent-replayed", b"true")])
+            replayed = result.response
+            await send_raw(
+                send, replayed.status, [*replayed.headers, (b"idempotent-replayed", b"true")], replayed.body
+            )
             return
         if isinstance(result, Mismatch):
             message = "Idempotency-Key was already used with a different request body"
-            await _send(send, _key_error(message, "idempotency_key_reused"))
+            await _key_error(send, message, "idempotency_key_reused")
             return
         if isinstance(result, InProgress):
             detail = "A request with this Idempotency-Key is still in progress"
             extra = [(b"retry-after", str(result.retry_after).encode())]
-            await _send(send, _json_response(409, {"detail": detail}, extra))
+            await send_json(send, 409, {"detail": detail}, extra)
             return
         await self._run_claimed(scope, body, send, store, record_key, token)
 
@@ -345,7 +331,7 @@ class IdempotencyMiddleware:
                     exc_info=True,
                     extra={"request_id": request_id(scope)},
                 )
-        await _send(send, response)
+        await send_raw(send, response.status, response.headers, response.body)
 
     @staticmethod
     def _release_quietly(

@@ -6,16 +6,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.root_path import route_path
 
-_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+_API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc load their scripts and styles from jsDelivr and run an
 # inline bootstrap script; ReDoc starts a worker from a blob URL.
 _DOCS_POLICY = (
-    "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+    b"default-src 'none'; "
+    b"script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; "
+    b"img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    b"connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 _COMMON = [
@@ -60,7 +60,7 @@ class ResponseHeadersMiddleware:
             if message["type"] == "http.response.start":
                 path = route_path(scope)
                 policy = _DOCS_POLICY if path in _DOCS_PATHS else _API_POLICY
-                headers = [*message.get("headers", []), *extra, (b"content-security-policy", policy.encode())]
+                headers = [*message.get("headers", []), *extra, (b"content-security-policy", policy)]
                 if path == "/items" or path.startswith("/items/"):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}

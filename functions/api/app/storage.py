@@ -140,7 +140,7 @@ def _version_condition(
 
 
 @dataclass(frozen=True)
-class ItemPage:
+class StoredPage:
     """Items of one page and the id to continue after, if any."""
 
     items: list[ItemPublic]
@@ -301,7 +301,7 @@ class ItemStore:
             raise PreconditionFailed from error
         raise error  # unreachable: a live row without our token satisfies every other condition
 
-    def list_items(self, owner: str, *, after: int, limit: int, q: str = "", tag: str = "") -> ItemPage:
+    def list_items(self, owner: str, *, after: int, limit: int, q: str = "", tag: str = "") -> StoredPage:
         """Items with id > after, in id order, matching the optional filters."""
         filters = ["attribute_exists(#name)"]  # skips tombstones
         values: dict[str, AttributeValueTypeDef] = {":pk": {"S": f"OWNER#{owner}"}}
@@ -332,9 +332,9 @@ class ItemStore:
             response = self._client.query(**request)
             items.extend(_to_item(attributes) for attributes in response["Items"])
             if len(items) > limit:
-                return ItemPage(items[:limit], continue_after=items[limit - 1].id)
+                return StoredPage(items[:limit], continue_after=items[limit - 1].id)
             last_key = response.get("LastEvaluatedKey")
             if last_key is None:
-                return ItemPage(items, continue_after=None)
+                return StoredPage(items, continue_after=None)
             after = int(last_key["sk"]["N"])
-        return ItemPage(items, continue_after=after)
+        return StoredPage(items, continue_after=after)
