@@ -22,16 +22,15 @@ SECRET_BODY = "body-text-never-logged"
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The JSON lines the service logger writes, formatted exactly as CloudWatch receives them."""
     buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(observability.get_logger().registered_formatter)
-    underlying = logging.getLogger(observability.get_logger().name)
-    underlying.addHandler(handler)
+    handler = observability._log_handler()
+    stdout = handler.setStream(buffer)
 
     def lines() -> list[dict[str, Any]]:
         return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
     yield lines
-    underlying.removeHandler(handler)
+    if stdout is not None:
+        handler.setStream(stdout)
 
 
 def emf_records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,6 +102,37 @@ def test_errors_log_the_stack_trace_with_the_same_request_id(
     assert error["request_id"] == request["request_id"] == response.headers["x-request-id"]
     assert request["status"] == 500
     assert request["Errors5xx"] == 1
+
+
+def test_request_line_reads_like_the_logger_lines_and_survives_a_quieter_log_level(
+    client: TestClient,
+    auth: Auth,
+    log_lines: Callable[[], list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import datetime
+
+    trace_header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", trace_header)
+    logger = observability.get_logger()
+    logger.setLevel(logging.WARNING)  # POWERTOOLS_LOG_LEVEL=WARNING: the metrics must still flow
+    try:
+        client.get("/items/1", headers=auth("alice"))
+        logger.warning("a diagnostic line")
+        logger.info("an info line, below the level")
+    finally:
+        logger.setLevel(logging.INFO)
+    request, warning = log_lines()
+    assert request["message"] == "request" and request["status"] == 404  # noqa: PT018
+    assert "_aws" in request
+    assert warning["message"] == "a diagnostic line"
+    shared = {"level", "message", "timestamp", "service", "xray_trace_id"}
+    assert shared <= request.keys()
+    assert shared <= warning.keys()
+    assert request["xray_trace_id"] == warning["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert request["service"] == warning["service"] == "items-api"
+    for line in (request, warning):
+        assert datetime.fromisoformat(line["timestamp"]).utcoffset() is not None  # RFC 3339, with zone
 
 
 def test_no_token_body_or_raw_owner_in_any_output(

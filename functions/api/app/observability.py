@@ -1,4 +1,4 @@
-"""One structured log line per request (Powertools Logger) that is also its CloudWatch metrics record.
+"""One structured log line per request that is also its CloudWatch metrics record.
 
 The log line names the route template, not the raw path, and an owner
 reference that cannot be turned back into the owner (a hash); nothing logs a
@@ -9,16 +9,30 @@ directive naming which of its own keys are metrics (Requests, Latency,
 Errors4xx, Errors5xx, ColdStart) and dimensions (service, method, route).
 Powertools' Metrics utility would write a second JSON document per request;
 `make bench` measured that, with its validation, at a third of a warm GET.
+
+The request line is written the way Powertools Metrics writes its EMF
+documents: one ``json.dumps`` straight to the log stream, not through the
+`logging` machinery. It has the Powertools Logger's keys (level, message,
+timestamp, service, xray_trace_id) and shares its stream, so every line of the
+log group reads alike. Going through Powertools Logger cost 100-130 µs a warm
+GET (its formatter re-parses each message as JSON and walks the record), a
+fifth of the request; the direct write costs about 10 µs. Being the metrics
+record, the line is written at every POWERTOOLS_LOG_LEVEL, which governs the
+diagnostic lines (warnings, errors with their stack traces) that still go
+through Powertools Logger.
+
 Settings: POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
 POWERTOOLS_LOG_LEVEL (set by the template) and POWERTOOLS_METRICS_DISABLED.
 """
 
 import hashlib
+import json
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,9 +54,47 @@ def get_logger() -> Logger:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+    logger = Logger(service=service_name(), use_rfc3339=True)
     logger.remove_keys(["location"])
     return logger
+
+
+@lru_cache
+def service_name() -> str:
+    """The `service` key of every line and the metrics' service dimension."""
+    return os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
+
+
+@lru_cache
+def _log_handler() -> "logging.StreamHandler[Any]":
+    # Powertools' own handler (stdout unless configured otherwise): one stream, lines in order.
+    return cast("logging.StreamHandler[Any]", get_logger().registered_handler)
+
+
+def _xray_trace_id() -> str | None:
+    # Lambda sets this for each invocation; the Root part is what Powertools logs.
+    header = os.environ.get("_X_AMZN_TRACE_ID")
+    if not header:
+        return None
+    return next((part[5:] for part in header.split(";") if part.startswith("Root=")), None)
+
+
+def write_request_line(fields: dict[str, Any]) -> None:
+    """Write one INFO line named "request" to the service logger's stream (see the module docstring)."""
+    now = time.time()
+    line: dict[str, Any] = {
+        "level": "INFO",
+        "message": "request",
+        "timestamp": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+        "service": service_name(),
+    }
+    trace_id = _xray_trace_id()
+    if trace_id:
+        line["xray_trace_id"] = trace_id
+    line.update(fields)
+    stream = _log_handler().stream
+    stream.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+    stream.flush()
 
 
 @lru_cache
@@ -136,4 +188,4 @@ class RequestLogMiddleware:
             fields["Errors5xx"] = int(status >= 500)
             if cold_start:
                 fields["ColdStart"] = 1
-        get_logger().info("request", extra=fields)
+        write_request_line(fields)

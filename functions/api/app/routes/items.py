@@ -68,14 +68,25 @@ def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str
         ) from error
 
 
-def _with_etag(response: Response, item: ItemPublic) -> ItemPublic:
-    response.headers["ETag"] = etag(item)
-    return item
+def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+    """The item as the route's `response_model` describes it, with its ETag.
+
+    Serialised by pydantic straight from the model: returning a Response skips
+    FastAPI validating again an item built from our own row (`make bench`:
+    about 15 µs of a warm GET).
+    """
+    return Response(
+        item.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"ETag": etag(item), **headers},
+    )
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=ItemPublic,
     dependencies=[IdempotencyKeyHeader],
     responses={
         **_IDEMPOTENT,
@@ -88,12 +99,12 @@ def _with_etag(response: Response, item: ItemPublic) -> ItemPublic:
     },
 )
 async def create_item(
-    item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request, response: Response
-) -> ItemPublic:
+    item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request
+) -> Response:
     """Create an item; `Location` is the path of the new item."""
     created = store.create(owner, item)
-    response.headers["Location"] = request.url_for("get_item", item_id=created.id).path
-    return _with_etag(response, created)
+    location = request.url_for("get_item", item_id=created.id).path
+    return _item_response(created, status.HTTP_201_CREATED, Location=location)
 
 
 @router.get("")
@@ -130,21 +141,21 @@ async def get_item(
     item_id: ItemId,
     owner: CurrentOwner,
     store: ItemStoreDep,
-    response: Response,
     if_none_match: Annotated[
         str | None, Header(description="ETag(s) the client has; the current one gives 304.")
     ] = None,
-) -> ItemPublic | Response:
+) -> Response:
     """Return one item (304 when the client's copy is current)."""
     item = store.get(owner, item_id)
     if if_none_match_hits(if_none_match, item):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(item)})
-    return _with_etag(response, item)
+    return _item_response(item)
 
 
 @router.put(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
+    response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
 )
 async def replace_item(
@@ -153,15 +164,15 @@ async def replace_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
-    response: Response,
-) -> ItemPublic:
+) -> Response:
     """Replace every client field; omitted optional fields return to their defaults."""
-    return _with_etag(response, store.update(owner, item_id, item.model_dump(), if_match=if_match))
+    return _item_response(store.update(owner, item_id, item.model_dump(), if_match=if_match))
 
 
 @router.patch(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
+    response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
 )
 async def patch_item(
@@ -170,10 +181,9 @@ async def patch_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
-    response: Response,
-) -> ItemPublic:
+) -> Response:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
-    return _with_etag(response, store.update(owner, item_id, patch.changes(), if_match=if_match))
+    return _item_response(store.update(owner, item_id, patch.changes(), if_match=if_match))
 
 
 @router.delete(
