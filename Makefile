@@ -13,7 +13,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | c
 PYTHON313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r) $$(command -v python3.13); do "$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
-DEV_PATH := PYTHONPATH=functions/api
+DEV_PATH := PYTHONPATH=functions/api:layers/shared
 
 USER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal

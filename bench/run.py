@@ -55,7 +55,8 @@ def local_platform() -> str:
 def build(python313: str) -> dict[str, Path]:
     """Layer (this machine's and Lambda's arm64), function, no-pyc copy, runtime boto3, baseline."""
     shutil.rmtree(BENCH_DIR, ignore_errors=True)
-    paths = {name: BENCH_DIR / name for name in ("layer", "layer-arm64", "function", "runtime", "baseline")}
+    names = ("layer", "layer-arm64", "shared", "function", "runtime", "baseline")
+    paths = {name: BENCH_DIR / name for name in names}
     for path in paths.values():
         path.mkdir(parents=True)
     make = ["make", "-s", f"PYTHON313={python313}"]
@@ -76,6 +77,7 @@ def build(python313: str) -> dict[str, Path]:
         f"ARTIFACTS_DIR={paths['layer-arm64']}",
         cwd=REPO_ROOT,
     )
+    run(*make, "-C", "layers/shared", "build-SharedLayer", f"ARTIFACTS_DIR={paths['shared']}", cwd=REPO_ROOT)
     run(
         *make, "-C", "functions/api", "build-ApiFunction", f"ARTIFACTS_DIR={paths['function']}", cwd=REPO_ROOT
     )
@@ -105,7 +107,7 @@ def build(python313: str) -> dict[str, Path]:
     shutil.copytree(REPO_ROOT / "bench" / "baseline", paths["baseline"] / "baseline")
     run(python313, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(paths["baseline"]))
     # What a default `sam build` ships: the same files without any bytecode.
-    for name in ("layer", "function"):
+    for name in ("layer", "shared", "function"):
         copy = BENCH_DIR / f"{name}-no-pyc"
         shutil.copytree(paths[name], copy, ignore=shutil.ignore_patterns("__pycache__"))
         paths[f"{name}-no-pyc"] = copy
@@ -135,8 +137,8 @@ def seed(endpoint: str) -> None:
     )
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     create_table(client, TABLE)
-    from app.models import ItemCreate
     from app.storage import ItemStore
+    from items_core.models import ItemCreate
 
     ItemStore(client, TABLE).create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))
 
@@ -191,7 +193,7 @@ def local_load(seconds: float, concurrency: int) -> dict[str, float]:
     """The server `make run` starts, under a bounded load from this process."""
     port = 8765
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "DYNAMODB_"))}
-    env["PYTHONPATH"] = "functions/api"
+    env["PYTHONPATH"] = "functions/api:layers/shared"
     server = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "devtools.run", "--no-reload", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -261,10 +263,17 @@ def measure(python313: str) -> dict[str, Any]:
         seed(endpoint)
         variants = {
             "project": child_env(
-                [paths["function"], paths["layer"] / "python", paths["runtime"]], "app.main.handler", endpoint
+                [paths["function"], paths["layer"] / "python", paths["shared"] / "python", paths["runtime"]],
+                "app.main.handler",
+                endpoint,
             ),
             "project without .pyc": child_env(
-                [paths["function-no-pyc"], paths["layer-no-pyc"] / "python", paths["runtime"]],
+                [
+                    paths["function-no-pyc"],
+                    paths["layer-no-pyc"] / "python",
+                    paths["shared-no-pyc"] / "python",
+                    paths["runtime"],
+                ],
                 "app.main.handler",
                 endpoint,
             ),
@@ -282,7 +291,7 @@ def measure(python313: str) -> dict[str, Any]:
     finally:
         server.stop()
     load = local_load(seconds=10, concurrency=8)
-    layer, function = tree_size(paths["layer-arm64"]), tree_size(paths["function"])
+    layer, shared, function = (tree_size(paths[name]) for name in ("layer-arm64", "shared", "function"))
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "python": run(python313, "-c", "import sys; print(sys.version.split()[0])").stdout.strip(),
@@ -295,6 +304,7 @@ def measure(python313: str) -> dict[str, Any]:
         "peak_rss_mb": {name: rows["peak_rss_mb"][0] for name, rows in warm.items()},
         "size_mb": {
             "layer (arm64)": {"unzipped": layer[0], "zipped": layer[1]},
+            "shared layer": {"unzipped": shared[0], "zipped": shared[1]},
             "function": {"unzipped": function[0], "zipped": function[1]},
         },
         "local_load": load,
@@ -313,7 +323,7 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         "warm_get_vs_baseline": warm["project"]["GET /items/{id}"]["median"]
         / warm["baseline"]["GET /items/{id}"]["median"],
         "rss_vs_baseline": results["peak_rss_mb"]["project"] / results["peak_rss_mb"]["baseline"],
-        "deployed_unzipped_mb": size["layer (arm64)"]["unzipped"] + size["function"]["unzipped"],
+        "deployed_unzipped_mb": sum(row["unzipped"] for row in size.values()),
     }
 
 

@@ -10,7 +10,17 @@ from devtools.template import REPO_ROOT
 BUILD = REPO_ROOT / ".aws-sam" / "build"
 ARTIFACTS = {
     "DependenciesLayer": BUILD / "DependenciesLayer" / "python",
+    "SharedLayer": BUILD / "SharedLayer" / "python",
     "ApiFunction": BUILD / "ApiFunction",
+    "RealtimeFunction": BUILD / "RealtimeFunction",
+    "NotifierFunction": BUILD / "NotifierFunction",
+}
+# What each artifact must contain to import as Lambda imports it.
+PACKAGES = {
+    "SharedLayer": "items_core",
+    "ApiFunction": "app",
+    "RealtimeFunction": "realtime",
+    "NotifierFunction": "realtime",
 }
 UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 
@@ -43,9 +53,17 @@ def problems(python313_magic: bytes) -> list[str]:
         found += [f"{name}: test folder {p.relative_to(root)}" for p in root.rglob("tests") if p.is_dir()]
         if not sources:
             found.append(f"{name}: no Python sources")
+    for name, package in PACKAGES.items():
+        if not (ARTIFACTS[name] / package / "__init__.py").is_file():
+            found.append(f"{name}: the {package} package is missing")
     arm64 = list(ARTIFACTS["DependenciesLayer"].rglob("*cpython-313-aarch64-linux-gnu.so"))
     if not arm64:
         found.append("DependenciesLayer: no compiled extension for cpython-313 on aarch64 (pydantic_core)")
+    realtime = ARTIFACTS["RealtimeFunction"]
+    if not list(realtime.glob("cryptography/hazmat/bindings/_rust*.so")):
+        found.append("RealtimeFunction: no cryptography backend (PyJWT cannot verify RS256 tokens)")
+    if (ARTIFACTS["NotifierFunction"] / "cryptography").exists():
+        found.append("NotifierFunction: ships cryptography, which only RealtimeFunction needs")
     return found
 
 

@@ -38,6 +38,8 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": "items-api",
         # EMF metrics only mean something to CloudWatch; locally they would flood the console.
         "POWERTOOLS_METRICS_DISABLED": "true",
+        # /ws pushes item changes, following the embedded DynamoDB's stream.
+        "LOCAL_REALTIME": "true",
     }
 
 

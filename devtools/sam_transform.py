@@ -24,8 +24,11 @@ def main() -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # only names ARNs; nothing is called
     template = load_template()
     # As `sam package` would: local code folders become S3 locations.
-    template["Resources"]["ApiFunction"]["Properties"]["CodeUri"] = "s3://bucket/function.zip"
-    template["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://bucket/{name}.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://bucket/{name}.zip"
     parameters: dict[str, Any] = {
         "AWS::Region": "us-east-1",
         "AWS::AccountId": "123456789012",

@@ -55,16 +55,21 @@ def table_definition(template: dict[str, Any], logical_id: str = "ItemsTable") -
     if resource["Type"] != "AWS::DynamoDB::Table":
         raise ValueError(f"{logical_id} is not an AWS::DynamoDB::Table")
     properties = resource["Properties"]
-    return {key: properties[key] for key in _TABLE_PROPERTIES if key in properties}
+    definition = {key: properties[key] for key in _TABLE_PROPERTIES if key in properties}
+    if "StreamSpecification" in definition:  # CloudFormation implies what the API spells out
+        definition["StreamSpecification"] = {"StreamEnabled": True, **definition["StreamSpecification"]}
+    return definition
 
 
-def create_table(client: Any, table_name: str, template: dict[str, Any] | None = None) -> None:
-    """Create the items table as template.yaml defines it, and wait until it is active."""
+def create_table(
+    client: Any, table_name: str, template: dict[str, Any] | None = None, logical_id: str = "ItemsTable"
+) -> None:
+    """Create a table as template.yaml defines it (default: the items table) and wait until it is active."""
     template = template or load_template()
-    definition = table_definition(template)
+    definition = table_definition(template, logical_id)
     client.create_table(TableName=table_name, **definition)
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1})
-    ttl = template["Resources"]["ItemsTable"]["Properties"].get("TimeToLiveSpecification")
+    ttl = template["Resources"][logical_id]["Properties"].get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 

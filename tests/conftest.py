@@ -18,6 +18,8 @@ from app import dependencies, settings
 from devtools.template import create_table, function_entry, load_template
 from tests.faults import FaultInjector, injected_faults
 
+pytest_plugins = ["tests.realtime_fixtures"]
+
 EVENTS = Path(__file__).parent / "events"
 TABLE_NAME = "items-test"
 LOCAL_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -42,6 +44,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "CURSOR_SIGNING_KEY",
         "CURSOR_SIGNING_KEY_PREVIOUS",
         "OWNER_CLAIM",
+        "LOCAL_REALTIME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -38,7 +38,7 @@ def run_module(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 @pytest.fixture
 def dev_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "AUTH_", "LOCAL_JWT"))}
-    env["PYTHONPATH"] = "functions/api"
+    env["PYTHONPATH"] = "functions/api:layers/shared"
     return env
 
 
@@ -142,3 +142,33 @@ def test_smoke_test_passes_against_make_run(
     )
     assert broken.returncode == 1
     assert "FAILED POST /items is 201" in broken.stderr
+
+
+def test_make_run_pushes_changes_over_ws_to_their_owner(
+    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
+) -> None:
+    import json
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    _, base, _ = server
+    ws_base = base.replace("http://", "ws://")
+    alice, bob = dev_token("alice", dev_env), dev_token("bob", dev_env)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{ws_base}/ws?token=not-a-token", open_timeout=10)
+    assert refused.value.response.status_code == 401
+
+    with (
+        connect(f"{ws_base}/ws?token={alice}", open_timeout=10) as alice_socket,
+        connect(f"{ws_base}/ws", additional_headers={"Authorization": f"Bearer {bob}"}) as bob_socket,
+    ):
+        headers = {"Authorization": f"Bearer {alice}"}
+        created = httpx.post(f"{base}/items", json={"name": "Live", "price": 5}, headers=headers).json()
+        httpx.patch(f"{base}/items/{created['id']}", json={"price": 6}, headers=headers)
+        # The server follows moto's stream every 0.2 s: "within about a second".
+        first, second = (json.loads(alice_socket.recv(timeout=5)) for _ in range(2))
+        assert (first["type"], first["item"]) == ("item.created", created)
+        assert (second["type"], second["version"], second["item"]["price"]) == ("item.updated", 2, 6)
+        bob_socket.send(json.dumps({"action": "ping"}))
+        assert json.loads(bob_socket.recv(timeout=5)) == {"type": "pong"}  # and nothing of alice's

@@ -49,7 +49,11 @@ def test_snapstart_is_a_template_parameter() -> None:
 @pytest.mark.parametrize(("initialization", "loaded"), [("snap-start", True), ("on-demand", False)])
 def test_hooks_load_only_for_snapstart_inits(initialization: str, loaded: bool) -> None:
     code = "import sys, app.main; print('app.snapstart' in sys.modules)"
-    env = {**os.environ, "PYTHONPATH": "functions/api", "AWS_LAMBDA_INITIALIZATION_TYPE": initialization}
+    env = {
+        **os.environ,
+        "PYTHONPATH": "functions/api:layers/shared",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
+    }
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
     )
@@ -58,7 +62,7 @@ def test_hooks_load_only_for_snapstart_inits(initialization: str, loaded: bool) 
 
 def test_collector_runs_again_once_the_app_is_built() -> None:
     code = "import gc, app.main; print(gc.isenabled(), gc.get_freeze_count() > 0)"
-    env = {**os.environ, "PYTHONPATH": "functions/api"}
+    env = {**os.environ, "PYTHONPATH": "functions/api:layers/shared"}
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
     )

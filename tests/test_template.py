@@ -41,15 +41,17 @@ def test_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
     content = REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt"
     assert content.read_text().strip() == "-r ../../requirements.txt"
     function = template["Resources"]["ApiFunction"]["Properties"]
-    assert function["Layers"] == [{"Ref": "DependenciesLayer"}]
+    assert function["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "SharedLayer"}]
     # The function ships only its own code: third-party packages live in the layer.
     assert not (REPO_ROOT / function["CodeUri"] / "requirements.txt").exists()
 
 
-def test_one_on_demand_table(template: dict[str, Any]) -> None:
+def test_items_table_on_demand_with_its_change_stream(template: dict[str, Any]) -> None:
     tables = resources_of(template, "AWS::DynamoDB::Table")
-    assert list(tables) == ["ItemsTable"]
+    assert set(tables) == {"ItemsTable", "ConnectionsTable"}
+    assert all(t["Properties"]["BillingMode"] == "PAY_PER_REQUEST" for t in tables.values())
     table = tables["ItemsTable"]
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["DeletionPolicy"] == "Retain"
     assert table_definition(template)["KeySchema"] == [
@@ -167,6 +169,8 @@ def test_alarms_cover_the_failure_modes_and_notify(template: dict[str, Any]) -> 
         "DynamoDBThrottlesAlarm",
         "DynamoDBSystemErrorsAlarm",
         "LatencyP99Alarm",
+        "NotifierIteratorAgeAlarm",
+        "NotifierFailuresAlarm",
     }
     topic = {"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
     for name, alarm in alarms.items():

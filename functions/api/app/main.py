@@ -17,6 +17,8 @@ from mangum import Mangum  # noqa: E402
 from app.body_limit import BodyLimitMiddleware  # noqa: E402
 from app.errors import UnhandledErrorMiddleware, install_error_handlers  # noqa: E402
 from app.idempotency import IdempotencyMiddleware  # noqa: E402
+from app.live import lifespan  # noqa: E402
+from app.live import router as live_router  # noqa: E402
 from app.observability import RequestLogMiddleware  # noqa: E402
 from app.response_headers import ResponseHeadersMiddleware  # noqa: E402
 from app.root_path import RootPathMiddleware  # noqa: E402
@@ -34,6 +36,8 @@ def create_app() -> FastAPI:
         redirect_slashes=False,
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Runs under uvicorn only (Mangum's lifespan is off): the local realtime stream follower.
+        lifespan=lifespan,
     )
     # Added innermost first. Outermost to innermost: RootPath → RequestLog → ResponseHeaders
     # → UnhandledError → BodyLimit → Idempotency → the app.
@@ -46,6 +50,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(items.router)
+    app.include_router(live_router)
     return app
 
 

@@ -2,8 +2,8 @@
 
 import re
 
-from app.models import ItemPublic
 from app.storage import AnyVersion
+from items_core.models import ItemPublic
 
 _STRONG_ETAG = re.compile(r'^"(\d{1,19})-(\d{1,19})"$')
 

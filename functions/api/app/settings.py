@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     auth_mode: Literal["apigateway", "local"] = Field(default="apigateway", description="apigateway or local")
     local_jwt_secret: SecretStr | None = None
     api_base_path: str = ""
+    # `make run` only: /ws follows the embedded DynamoDB's stream (app/live.py).
+    local_realtime: bool = False
     # Retries and timeouts of every AWS call; see worst_case_call_seconds.
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
     dynamodb_connect_timeout: float = Field(

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from app.models import ErrorDetail, InternalError
+from items_core.models import ErrorDetail, InternalError
 
 router = APIRouter(
     tags=["health"],

@@ -14,9 +14,9 @@ from app.dependencies import (
     ItemId,
     ItemStoreDep,
 )
-from app.models import ErrorDetail, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 from app.preconditions import etag, if_none_match_hits
 from app.request_body import ExactJSONRoute
+from items_core.models import ErrorDetail, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
 

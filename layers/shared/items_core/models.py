@@ -1,4 +1,4 @@
-"""API models: what clients send and what they get back."""
+"""The item model: what clients send and what they get back (the REST API and realtime messages)."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,0 +1,212 @@
+"""Realtime item changes on the local server (`make run`): FastAPI's WebSocket route at /ws.
+
+The local server follows the embedded DynamoDB's change stream (moto's server
+implements DynamoDB Streams) and pushes each change to the sockets of its
+owner, with the messages items_core.messages builds for the deployed
+WebSocket API too. Deployed, API Gateway's WebSocket API serves realtime
+(functions/realtime): Mangum never passes a WebSocket to this app and runs no
+lifespan, so nothing here starts in Lambda.
+
+Switched on by LOCAL_REALTIME=true (devtools sets it); authentication is the
+local dev tokens, as `?token=` or an Authorization header.
+"""
+
+import asyncio
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect
+
+from app.auth import NotAuthenticated, authenticate
+from app.observability import get_logger
+from app.settings import get_settings
+from items_core.messages import OwnerChange, change_from_stream_record, reply_to
+
+# A client this far behind is disconnected (1013, "try again later") rather
+# than holding the server's memory.
+MAX_PENDING_MESSAGES = 1000
+POLL_SECONDS = 0.2
+
+
+class Hub:
+    """The open sockets of each owner, on the server's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queues: dict[str, set[asyncio.Queue[str | None]]] = defaultdict(set)
+
+    def subscribe(self, owner: str) -> "asyncio.Queue[str | None]":
+        """A queue that receives every message for this owner (None: too far behind, close)."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        self._queues[owner].add(queue)
+        return queue
+
+    def unsubscribe(self, owner: str, queue: "asyncio.Queue[str | None]") -> None:
+        """Stop delivering to this queue."""
+        self._queues[owner].discard(queue)
+        if not self._queues[owner]:
+            del self._queues[owner]
+
+    def publish(self, change: OwnerChange) -> None:
+        """Deliver a change to its owner's sockets; callable from any thread."""
+        self._loop.call_soon_threadsafe(self._deliver, change.owner, change.change.to_json())
+
+    def _deliver(self, owner: str, message: str) -> None:
+        for queue in list(self._queues.get(owner, ())):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                self.unsubscribe(owner, queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+
+class StreamFollower:
+    """Reads the items table's stream from a thread and publishes each change, in order."""
+
+    def __init__(self, dynamodb: Any, streams: Any, table_name: str, hub: Hub) -> None:
+        self._dynamodb = dynamodb
+        self._streams = streams
+        self._table = table_name
+        self._hub = hub
+        self._stop = threading.Event()
+        self._iterators: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="stream-follower", daemon=True)
+
+    def start(self) -> None:
+        """Position at the stream's end (changes from now on), then follow it in the background."""
+        self._arn = self._dynamodb.describe_table(TableName=self._table)["Table"]["LatestStreamArn"]
+        self._discover_shards("LATEST")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _discover_shards(self, position: str) -> None:
+        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators and not shard.get("SequenceNumberRange", {}).get(
+                "EndingSequenceNumber"
+            ):
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType=position
+                )["ShardIterator"]
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self._discover_shards("TRIM_HORIZON")  # a shard opened since: all of it is new
+                for shard_id, iterator in list(self._iterators.items()):
+                    response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                    for record in response["Records"]:
+                        change = change_from_stream_record(record)
+                        if change is not None:
+                            self._hub.publish(change)
+                    if response.get("NextShardIterator"):
+                        self._iterators[shard_id] = response["NextShardIterator"]
+                    else:
+                        del self._iterators[shard_id]  # the shard closed
+            except Exception:  # a local dev aid: report it and keep following
+                get_logger().exception("stream follower failed; retrying")
+
+
+def _clients(endpoint_url: str | None) -> tuple[Any, Any]:
+    from botocore.config import Config
+
+    from app.dependencies import _session, get_dynamodb_client
+
+    # Account-based endpoints mean nothing to an embedded DynamoDB (and moto's
+    # in-process mock routes them to its DynamoDB, not its Streams, handler).
+    config = Config(account_id_endpoint_mode="disabled")
+    streams = _session().create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
+    return get_dynamodb_client(), streams
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Under uvicorn (never in Lambda): follow the stream while the server runs, if switched on."""
+    settings = get_settings()
+    if not settings.local_realtime:
+        yield
+        return
+    hub = Hub(asyncio.get_running_loop())
+    dynamodb, streams = _clients(settings.dynamodb_endpoint_url)
+    follower = StreamFollower(dynamodb, streams, settings.table_name, hub)
+    await anyio.to_thread.run_sync(follower.start)
+    app.state.live_hub = hub
+    try:
+        yield
+    finally:
+        del app.state.live_hub
+        await anyio.to_thread.run_sync(follower.stop)
+
+
+router = APIRouter()
+
+
+def _token(websocket: WebSocket) -> str | None:
+    if websocket.query_params.get("token"):
+        return websocket.query_params["token"]
+    scheme, _, token = (websocket.headers.get("authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _refuse(websocket: WebSocket, status: int, detail: str) -> None:
+    # An HTTP answer to the handshake where the server supports it (uvicorn,
+    # TestClient); otherwise close code 1008 (policy violation).
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    else:
+        await websocket.close(code=1008, reason=detail)
+
+
+async def _forward(websocket: WebSocket, queue: "asyncio.Queue[str | None]") -> None:
+    while (message := await queue.get()) is not None:
+        await websocket.send_text(message)
+    await websocket.close(code=1013, reason="too far behind; reconnect")
+
+
+async def _answer(websocket: WebSocket) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await websocket.send_text(reply_to(message.get("text")))
+
+
+@router.websocket("/ws")
+async def live_changes(websocket: WebSocket) -> None:
+    """Every change to the caller's items, as JSON messages (see items_core.messages)."""
+    hub: Hub | None = getattr(websocket.app.state, "live_hub", None)
+    if hub is None:
+        await _refuse(websocket, 503, "realtime is served here only by the local server (make run)")
+        return
+    token = _token(websocket)
+    try:
+        owner = authenticate(get_settings(), None, token) if token else None
+    except NotAuthenticated:
+        owner = None
+    if owner is None:
+        await _refuse(websocket, 401, "missing or invalid token: pass ?token=<JWT> or Authorization: Bearer")
+        return
+    await websocket.accept()
+    queue = hub.subscribe(owner)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_forward, websocket, queue)
+            await _answer(websocket)
+            tasks.cancel_scope.cancel()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(owner, queue)

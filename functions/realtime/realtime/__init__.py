@@ -1,0 +1,1 @@
+"""The deployed realtime path: the WebSocket API's handler and the stream notifier."""

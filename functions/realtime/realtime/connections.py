@@ -1,0 +1,73 @@
+"""Connection records: which WebSocket connections belong to which owner.
+
+Table (template.yaml, ConnectionsTable): ``owner`` (S) partition key and
+``connection_id`` (S) sort key, so the notifier finds an owner's connections
+with one Query; the ``by-connection`` index (keys only) finds the owner of a
+connection for ``$disconnect``, whose event names only the connection.
+``expires_at`` (TTL) removes records whose ``$disconnect`` never came.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+CONNECTION_INDEX = "by-connection"
+
+
+class ConnectionStore:
+    """Every call the realtime functions make on the connections table."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def add(self, owner: str, connection_id: str, ttl_seconds: int) -> None:
+        """Record a new connection of this owner."""
+        now = int(time.time())
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "owner": {"S": owner},
+                "connection_id": {"S": connection_id},
+                "connected_at": {"N": str(now)},
+                "expires_at": {"N": str(now + ttl_seconds)},
+            },
+        )
+
+    def of_owner(self, owner: str) -> Iterator[str]:
+        """The owner's connection ids (a Query, page by page; never a Scan)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ProjectionExpression": "connection_id",
+            # A connection recorded a moment ago must receive the next change.
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**request)
+            for row in response["Items"]:
+                yield row["connection_id"]["S"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def remove(self, owner: str, connection_id: str) -> None:
+        """Forget one connection (gone, or disconnected)."""
+        self._client.delete_item(
+            TableName=self._table,
+            Key={"owner": {"S": owner}, "connection_id": {"S": connection_id}},
+        )
+
+    def disconnect(self, connection_id: str) -> bool:
+        """Forget a connection known only by its id; False if it was not found."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=CONNECTION_INDEX,
+            KeyConditionExpression="connection_id = :id",
+            ExpressionAttributeValues={":id": {"S": connection_id}},
+        )
+        for row in response["Items"]:
+            self.remove(row["owner"]["S"], connection_id)
+        return bool(response["Items"])

@@ -1,0 +1,59 @@
+"""The items table's stream to connected clients: one message per change, to every connection of its owner.
+
+Each stream record becomes the message items_core.messages defines, posted
+with the API Gateway Management API to the owner's connections (found with a
+Query). A connection that answers 410 Gone is forgotten. Records are handled
+one by one in stream order (per item, versions arrive in order); one that
+fails is reported with ``ReportBatchItemFailures`` (Powertools' batch utility),
+so Lambda retries from it while the others are not blocked; after the
+template's retry limit it goes to the on-failure queue. A retried batch may
+deliver a message twice: clients keep the highest ``version`` per ``id``.
+"""
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from botocore.exceptions import ClientError
+
+from items_core.messages import change_from_stream_record
+from realtime.aws import dynamodb, management_api
+from realtime.connections import ConnectionStore
+from realtime.settings import get_settings
+
+logger = Logger(service="items-notifier")
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@lru_cache
+def connections() -> ConnectionStore:
+    """The connection records, once per container."""
+    return ConnectionStore(dynamodb(), get_settings().connections_table_name)
+
+
+def deliver(record: DynamoDBRecord) -> int:
+    """Post one record's message to its owner's connections; the number of connections reached."""
+    owner_change = change_from_stream_record(record.raw_event)
+    if owner_change is None:
+        return 0
+    data = owner_change.change.to_json().encode()
+    delivered = 0
+    for connection_id in list(connections().of_owner(owner_change.owner)):
+        try:
+            management_api().post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "GoneException":
+                raise
+            connections().remove(owner_change.owner, connection_id)
+            logger.info("connection gone", extra={"connection_id": connection_id})
+            continue
+        delivered += 1
+    return delivered
+
+
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    """The Lambda entry point for the items table's stream (partial batch responses)."""
+    return process_partial_response(event=event, record_handler=deliver, processor=processor, context=context)

@@ -1,0 +1,64 @@
+"""Configuration of the realtime functions, read from the environment once per container."""
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# API Gateway closes a WebSocket connection after 2 hours at most; a record
+# left behind by a lost $disconnect expires (TTL) a little after that.
+DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
+
+
+class RealtimeSettings(BaseSettings):
+    """Every setting of the realtime functions; the README lists them."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    connections_table_name: str = Field(
+        min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
+    )
+    dynamodb_endpoint_url: str | None = None
+    # The WebSocket handler verifies tokens as the HTTP API's JWT authorizer does.
+    jwt_issuer: str = ""
+    jwt_audience: str = Field(default="", description="comma-separated audiences (or Cognito app client ids)")
+    jwks_url: str | None = Field(default=None, description="optional; found through OIDC discovery otherwise")
+    owner_claim: str = Field(default="sub", min_length=1)
+    connection_ttl_seconds: int = Field(default=DEFAULT_CONNECTION_TTL_SECONDS, ge=7200, le=86400)
+    # The notifier posts through the API Gateway Management API of the WebSocket stage.
+    websocket_management_url: str | None = None
+    aws_max_attempts: int = Field(default=3, ge=1, le=10)
+    aws_timeout: float = Field(default=2.0, gt=0, le=10)
+
+    @field_validator("jwt_issuer")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def audiences(self) -> list[str]:
+        """The accepted audiences, from the comma-separated JWT_AUDIENCE."""
+        return [audience.strip() for audience in self.jwt_audience.split(",") if audience.strip()]
+
+
+class RealtimeSettingsError(ValueError):
+    """The environment does not configure the function; the message names each variable."""
+
+
+@lru_cache
+def get_settings() -> RealtimeSettings:
+    """Settings parsed once per container (tests clear the cache)."""
+    try:
+        return RealtimeSettings()  # type: ignore[call-arg]  # the table name comes from the environment
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{str(problem['loc'][0]).upper() if problem['loc'] else 'configuration'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise RealtimeSettingsError(f"invalid settings: {problems}") from None
+
+
+def require(value: str | None, variable: str) -> str:
+    """A setting this function cannot work without."""
+    if not value:
+        raise RealtimeSettingsError(f"invalid settings: {variable}: must be set")
+    return value

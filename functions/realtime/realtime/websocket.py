@@ -1,0 +1,97 @@
+"""The WebSocket API's routes: ``$connect`` (authenticate, record), ``$disconnect`` (forget), ``$default``.
+
+``$connect`` answers 401 to a missing or invalid token, so API Gateway refuses
+the handshake; a browser passes the token as ``?token=<JWT>`` (it cannot set
+headers on a WebSocket), other clients may send ``Authorization: Bearer``.
+``$default`` answers each client message through the route response (the
+pong or an error from items_core.messages), so this function needs no
+permission to post to connections.
+"""
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from items_core.messages import reply_to
+from realtime.aws import dynamodb
+from realtime.connections import ConnectionStore
+from realtime.settings import get_settings, require
+from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier
+
+logger = Logger(service="items-realtime")
+
+
+@lru_cache
+def connections() -> ConnectionStore:
+    """The connection records, once per container."""
+    return ConnectionStore(dynamodb(), get_settings().connections_table_name)
+
+
+@lru_cache
+def verifier() -> TokenVerifier:
+    """The token verifier (its JWKS is fetched on first use, then cached)."""
+    settings = get_settings()
+    issuer = require(settings.jwt_issuer, "JWT_ISSUER")
+    audiences = settings.audiences()
+    require(",".join(audiences), "JWT_AUDIENCE")
+    return TokenVerifier(issuer, audiences, settings.owner_claim, settings.jwks_url)
+
+
+def _token(event: dict[str, Any]) -> str | None:
+    query = event.get("queryStringParameters") or {}
+    if query.get("token"):
+        return str(query["token"])
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    scheme, _, token = str(headers.get("authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _refuse(status: int, reason: str, connection_id: str) -> dict[str, Any]:
+    logger.info(
+        "connection refused", extra={"status": status, "reason": reason, "connection_id": connection_id}
+    )
+    return {"statusCode": status, "body": reason}
+
+
+def on_connect(event: dict[str, Any]) -> dict[str, Any]:
+    """Verify the token and record the connection with its owner."""
+    connection_id = event["requestContext"]["connectionId"]
+    token = _token(event)
+    if token is None:
+        return _refuse(401, "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>", connection_id)
+    try:
+        owner = verifier().owner(token)
+    except InvalidToken as error:
+        return _refuse(401, f"invalid token: {error}", connection_id)
+    except KeysUnavailable:
+        logger.exception("token keys unavailable", extra={"connection_id": connection_id})
+        return {"statusCode": 503, "body": "cannot verify tokens right now; retry"}
+    connections().add(owner, connection_id, get_settings().connection_ttl_seconds)
+    logger.info("connected", extra={"connection_id": connection_id})
+    return {"statusCode": 200}
+
+
+def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
+    """Forget the connection (API Gateway sends this at most once, best effort)."""
+    connection_id = event["requestContext"]["connectionId"]
+    found = connections().disconnect(connection_id)
+    logger.info("disconnected", extra={"connection_id": connection_id, "recorded": found})
+    return {"statusCode": 200}
+
+
+def on_message(event: dict[str, Any]) -> dict[str, Any]:
+    """Answer one client message (sent back to the client by the $default route response)."""
+    body = event.get("body")
+    if event.get("isBase64Encoded"):
+        body = None  # a binary frame: answered with an error naming what to send
+    return {"statusCode": 200, "body": reply_to(body)}
+
+
+_ROUTES = {"$connect": on_connect, "$disconnect": on_disconnect}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point for every route of the WebSocket API."""
+    route = event.get("requestContext", {}).get("routeKey")
+    return _ROUTES.get(route, on_message)(event)

@@ -1,0 +1,126 @@
+"""The realtime contract: what a connected client receives and how its own messages are answered.
+
+The local server (`make run`, FastAPI's /ws) and the deployed WebSocket API
+(functions/realtime) both build every message here, so a client sees the same
+documents in both places:
+
+- one ``ItemChange`` per change to the owner's items, made from the table's
+  change stream: ``{"type": "item.created" | "item.updated" | "item.deleted",
+  "id": 7, "version": 3, "item": {...}, "at": "<RFC 3339>"}`` (no ``item`` on
+  delete). Per item, versions only grow: a deletion carries the version after
+  the item's last one.
+- ``{"action": "ping"}`` from the client is answered ``{"type": "pong"}``;
+  anything else (not JSON, no or unknown action, over 4 KB) is answered
+  ``{"type": "error", "detail": "..."}`` and the connection stays open.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from items_core.models import ItemPublic
+from items_core.rows import COUNTER_SK, is_live, item_from_row, owner_of
+
+MAX_CLIENT_MESSAGE_BYTES = 4096
+ChangeType = Literal["item.created", "item.updated", "item.deleted"]
+
+
+class ItemChange(BaseModel):
+    """One change to one of the owner's items."""
+
+    type: ChangeType
+    id: int
+    version: int
+    item: ItemPublic | None = None
+    at: datetime
+
+    def to_json(self) -> str:
+        """The message as sent: `item` is absent (not null) on delete."""
+        return self.model_dump_json(exclude={"item"} if self.item is None else None)
+
+
+class Pong(BaseModel):
+    """The answer to `{"action": "ping"}`."""
+
+    type: Literal["pong"] = "pong"
+
+
+class ErrorMessage(BaseModel):
+    """The answer to a message the server cannot act on; the connection stays open."""
+
+    type: Literal["error"] = "error"
+    detail: str
+
+
+@dataclass(frozen=True)
+class OwnerChange:
+    """A change and the owner whose connections receive it."""
+
+    owner: str
+    change: ItemChange
+
+
+def _approximate_time(data: dict[str, Any]) -> datetime:
+    # Lambda events carry epoch seconds; GetRecords through botocore, a datetime.
+    stamp = data.get("ApproximateCreationDateTime")
+    if isinstance(stamp, datetime):
+        return stamp
+    if isinstance(stamp, int | float):
+        return datetime.fromtimestamp(stamp, UTC)
+    return datetime.now(UTC)
+
+
+def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
+    """The message for one record of the items table's stream, or None when no client should see it.
+
+    Raises KeyError/ValueError on a record that is not an items-table record
+    with NEW_AND_OLD_IMAGES (the notifier reports it as a failed batch item).
+    """
+    data = record["dynamodb"]
+    keys = data["Keys"]
+    owner = owner_of(keys["pk"]["S"])
+    if owner is None:
+        return None  # idempotency records and anything else that is not an owner's item
+    item_id = int(keys["sk"]["N"])
+    if item_id == COUNTER_SK:
+        return None
+    new, old = data.get("NewImage"), data.get("OldImage")
+    if is_live(new):
+        item = item_from_row(new)
+        if is_live(old) and int(old["version"]["N"]) >= item.version:
+            return None  # nothing a client can see changed
+        kind: ChangeType = "item.updated" if is_live(old) else "item.created"
+        change = ItemChange(type=kind, id=item.id, version=item.version, item=item, at=item.updated_at)
+        return OwnerChange(owner, change)
+    if not is_live(old):
+        return None  # a tombstone expiring (TTL) or rewritten: the deletion was already announced
+    if new and "version" in new:  # the API's tombstone records the deletion's version and time
+        version = int(new["version"]["N"])
+        at = datetime.fromisoformat(new["updated_at"]["S"])
+    else:  # the row was removed outright (not through the API)
+        version = int(old["version"]["N"]) + 1
+        at = _approximate_time(data)
+    return OwnerChange(owner, ItemChange(type="item.deleted", id=item_id, version=version, at=at))
+
+
+def reply_to(message: str | bytes | None) -> str:
+    """The answer to one message a client sent: a pong, or an error that names the problem."""
+    if not isinstance(message, str):
+        return ErrorMessage(detail='send text messages: JSON such as {"action": "ping"}').model_dump_json()
+    if len(message.encode()) > MAX_CLIENT_MESSAGE_BYTES:
+        return ErrorMessage(detail=f"message is over {MAX_CLIENT_MESSAGE_BYTES} bytes").model_dump_json()
+    try:
+        parsed = json.loads(message)
+    except (ValueError, RecursionError):
+        return ErrorMessage(detail="message is not valid JSON").model_dump_json()
+    action = parsed.get("action") if isinstance(parsed, dict) else None
+    if not isinstance(action, str):
+        return ErrorMessage(detail='message must be a JSON object with a string "action"').model_dump_json()
+    if action != "ping":
+        shown = action if len(action) <= 50 else action[:50] + "..."
+        detail = f'unknown action {json.dumps(shown)}; the only action is "ping"'
+        return ErrorMessage(detail=detail).model_dump_json()
+    return Pong().model_dump_json()

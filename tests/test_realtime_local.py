@@ -1,0 +1,138 @@
+"""`make run`'s /ws: FastAPI's WebSocket route, following moto's DynamoDB stream of the items table."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
+
+from app import settings
+from items_core.messages import MAX_CLIENT_MESSAGE_BYTES
+from tests.realtime_helpers import receive_within
+
+Auth = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def live(local_auth: None, monkeypatch: pytest.MonkeyPatch, app: FastAPI) -> Iterator[TestClient]:
+    """The app as `make run` serves it: local tokens, the stream follower running (lifespan)."""
+    monkeypatch.setenv("LOCAL_REALTIME", "true")
+    settings.get_settings.cache_clear()  # read again, with the variable
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _token(auth: Auth, owner: str) -> str:
+    return auth(owner)["Authorization"].split()[1]
+
+
+def test_owner_receives_created_updated_deleted_in_version_order(live: TestClient, auth: Auth) -> None:
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as socket:
+        created = live.post("/items", json={"name": "Lamp", "price": 19.9}, headers=auth("alice"))
+        item_id = created.json()["id"]
+        patched = live.patch(f"/items/{item_id}", json={"quantity": 3}, headers=auth("alice"))
+        assert live.delete(f"/items/{item_id}", headers=auth("alice")).status_code == 204
+
+        messages = [receive_within(socket) for _ in range(3)]
+    assert [(m["type"], m["id"], m["version"]) for m in messages] == [
+        ("item.created", item_id, 1),
+        ("item.updated", item_id, 2),
+        ("item.deleted", item_id, 3),
+    ]
+    # The item exactly as the REST API returned it; nothing about it on delete.
+    assert messages[0]["item"] == created.json()
+    assert messages[1]["item"] == patched.json()
+    assert "item" not in messages[2]
+    assert messages[1]["at"] == patched.json()["updated_at"]
+    assert messages[2]["at"].endswith("Z")
+
+
+def test_another_owner_receives_nothing_of_it(live: TestClient, auth: Auth) -> None:
+    with (
+        live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as alice,
+        live.websocket_connect("/ws", headers=auth("bob")) as bob,  # the header works as well
+    ):
+        for name in ("a1", "a2"):
+            live.post("/items", json={"name": name, "price": 1}, headers=auth("alice"))
+        bobs = live.post("/items", json={"name": "b1", "price": 1}, headers=auth("bob")).json()
+        # The stream is followed in order: had alice's changes reached bob, they would come first.
+        first_for_bob = receive_within(bob)
+        assert (first_for_bob["type"], first_for_bob["item"]) == ("item.created", bobs)
+        assert [receive_within(alice)["item"]["name"] for _ in range(2)] == ["a1", "a2"]
+        bob.send_json({"action": "ping"})
+        assert receive_within(bob) == {"type": "pong"}  # and nothing else was waiting for bob
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ws",
+        "/ws?token=not-a-jwt",
+        "/ws?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
+    ],
+    ids=["missing", "malformed", "forged"],
+)
+def test_missing_or_invalid_token_is_refused_at_the_handshake(live: TestClient, path: str) -> None:
+    with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(path):
+        pass  # pragma: no cover - never reached
+    assert refused.value.status_code == 401
+    assert "token" in refused.value.json()["detail"]
+
+
+def test_expired_token_is_refused(live: TestClient) -> None:
+    from app.local_auth import issue_token
+    from tests.conftest import LOCAL_SECRET
+
+    expired = issue_token(LOCAL_SECRET, "alice", ttl_seconds=-60)
+    with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(f"/ws?token={expired}"):
+        pass  # pragma: no cover
+    assert refused.value.status_code == 401
+
+
+def test_ping_pong_and_errors_keep_the_connection_open(live: TestClient, auth: Auth) -> None:
+    cases: list[tuple[Any, str]] = [
+        ("not json", "not valid JSON"),
+        ('["ping"]', '"action"'),
+        ('{"action": 1}', '"action"'),
+        ('{"action": "subscribe"}', 'unknown action "subscribe"'),
+        ('{"action": "ping", "pad": "' + "x" * MAX_CLIENT_MESSAGE_BYTES + '"}', "over 4096 bytes"),
+        (b'{"action": "ping"}', "text messages"),
+    ]
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as socket:
+        for message, problem in cases:
+            if isinstance(message, bytes):
+                socket.send_bytes(message)
+            else:
+                socket.send_text(message)
+            answer = receive_within(socket)
+            assert answer["type"] == "error", message
+            assert problem in answer["detail"], (message, answer)
+        socket.send_json({"action": "ping"})
+        assert receive_within(socket) == {"type": "pong"}
+        # Still subscribed after all of that.
+        live.post("/items", json={"name": "after", "price": 1}, headers=auth("alice"))
+        assert receive_within(socket)["type"] == "item.created"
+
+
+def test_ws_is_refused_where_the_stream_is_not_followed(local_auth: None, app: FastAPI, auth: Auth) -> None:
+    # Without LOCAL_REALTIME (anywhere but `make run`), /ws says so instead of staying silent.
+    with (
+        TestClient(app) as test_client,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        test_client.websocket_connect(f"/ws?token={_token(auth, 'alice')}"),
+    ):
+        pass  # pragma: no cover
+    assert refused.value.status_code == 503
+
+
+def test_disconnect_unsubscribes(live: TestClient, auth: Auth) -> None:
+    app: Any = live.app
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as socket:
+        socket.send_json({"action": "ping"})
+        receive_within(socket)
+        assert app.state.live_hub._queues.get("alice")
+    # The socket is gone: its queue no longer receives changes.
+    live.post("/items", json={"name": "x", "price": 1}, headers=auth("alice"))
+    assert not app.state.live_hub._queues.get("alice")
