@@ -344,7 +344,7 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| {label} | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |")
     lines += ["", "| size | unzipped MB | zipped MB |", "|---|---|---|"]
     for name, row in results["size_mb"].items():
-        lines.append(f"| {name} | {row['unzipped']:.1f} | {row['zipped']:.1f} |")
+        lines.append(f"| {name} | {row['unzipped']:.2f} | {row['zipped']:.2f} |")
     lines += ["", "| peak RSS after 1,000 warm requests | MB |", "|---|---|"]
     for name, value in results["peak_rss_mb"].items():
         lines.append(f"| {name} | {value:.1f} |")

@@ -40,6 +40,8 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         # /ws pushes item changes, following the embedded DynamoDB's stream.
         "LOCAL_REALTIME": "true",
+        # botocore checks every call's parameters (skipped in Lambda, see app/settings.py).
+        "AWS_VALIDATE_PARAMS": "true",
     }
 
 

@@ -52,6 +52,9 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    # Every DynamoDB call the suite makes is checked against botocore's model
+    # (production skips the check; valid calls are sent byte for byte the same).
+    monkeypatch.setenv("AWS_VALIDATE_PARAMS", "true")
     monkeypatch.setenv("AUTH_MODE", "apigateway")
     monkeypatch.delenv("LOCAL_JWT_SECRET", raising=False)
     monkeypatch.delenv("API_BASE_PATH", raising=False)

@@ -49,6 +49,26 @@ def test_client_uses_standard_retries_and_explicit_timeouts(environment: None, d
     assert (config.connect_timeout, config.read_timeout) == (0.5, 0.5)
 
 
+def test_parameter_validation_is_on_in_tests_and_make_run_and_off_in_lambda(
+    environment: None, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    from devtools.local_env import local_environment
+
+    # The suite checks every call against botocore's model...
+    client = get_dynamodb_client()
+    assert client.meta.config.parameter_validation is True
+    with pytest.raises(ParamValidationError):
+        client.get_item(TableName="t-x", Key={"pk": {"S": 1}})  # a malformed call fails before it is sent
+    assert local_environment("http://127.0.0.1:1")["AWS_VALIDATE_PARAMS"] == "true"
+    # ...and the deployed function, whose calls the suite has checked, skips the check.
+    monkeypatch.delenv("AWS_VALIDATE_PARAMS")
+    assert Settings(table_name="t-x").aws_validate_params is False
+    variables = load_template()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert "AWS_VALIDATE_PARAMS" not in variables
+
+
 # --- throttling and timeouts --------------------------------------------------------------
 
 

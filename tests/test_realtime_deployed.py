@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from realtime import aws, notifier, websocket
+from realtime import aws, notifier, settings, websocket
 from tests.conftest import (
     TABLE_NAME,
     LambdaContext,
@@ -310,3 +310,17 @@ def test_end_to_end_changes_through_the_api_reach_the_owner_in_version_order(
     ]
     assert [m["item"] for m in alice[:3]] == [created, replaced, patched]
     assert all(m["id"] == item_id for m in alice)
+
+
+def test_settings_errors_name_the_variable(realtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime.settings import RealtimeSettingsError
+
+    monkeypatch.delenv("JWT_ISSUER")
+    settings.get_settings.cache_clear()
+    websocket.verifier.cache_clear()
+    with pytest.raises(RealtimeSettingsError, match="JWT_ISSUER"):
+        websocket.handler(ws_event("$connect", "c1", token="t"), LambdaContext())
+    monkeypatch.delenv("CONNECTIONS_TABLE_NAME")
+    settings.get_settings.cache_clear()
+    with pytest.raises(RealtimeSettingsError, match="CONNECTIONS_TABLE_NAME"):
+        websocket.handler(ws_event("$disconnect", "c1"), LambdaContext())

@@ -136,3 +136,20 @@ def test_disconnect_unsubscribes(live: TestClient, auth: Auth) -> None:
     # The socket is gone: its queue no longer receives changes.
     live.post("/items", json={"name": "x", "price": 1}, headers=auth("alice"))
     assert not app.state.live_hub._queues.get("alice")
+
+
+def test_follower_keeps_following_after_a_failed_read(live: TestClient, auth: Auth) -> None:
+    app: Any = live.app
+    failures = iter([RuntimeError("injected: stream read failed")])
+
+    def fail_once(**_: Any) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+
+    app.state.live_follower.streams.meta.events.register("before-call.dynamodb-streams.GetRecords", fail_once)
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as socket:
+        live.post("/items", json={"name": "after a failure", "price": 1}, headers=auth("alice"))
+        message = receive_within(socket)
+    assert (message["type"], message["item"]["name"]) == ("item.created", "after a failure")
+    assert next(failures, None) is None  # the failure was injected, and survived

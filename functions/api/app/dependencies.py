@@ -28,6 +28,7 @@ def _client_config(settings: Settings) -> "Config":
     from botocore.config import Config
 
     return Config(
+        parameter_validation=settings.aws_validate_params,
         retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
         connect_timeout=settings.dynamodb_connect_timeout,
         read_timeout=settings.dynamodb_read_timeout,

@@ -73,7 +73,7 @@ class StreamFollower:
 
     def __init__(self, dynamodb: Any, streams: Any, table_name: str, hub: Hub) -> None:
         self._dynamodb = dynamodb
-        self._streams = streams
+        self.streams = streams  # public: tests inject failures into its calls
         self._table = table_name
         self._hub = hub
         self._stop = threading.Event()
@@ -92,13 +92,13 @@ class StreamFollower:
         self._thread.join(timeout=5)
 
     def _discover_shards(self, position: str) -> None:
-        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
+        shards = self.streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators and not shard.get("SequenceNumberRange", {}).get(
                 "EndingSequenceNumber"
             ):
-                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                self._iterators[shard_id] = self.streams.get_shard_iterator(
                     StreamArn=self._arn, ShardId=shard_id, ShardIteratorType=position
                 )["ShardIterator"]
 
@@ -107,7 +107,7 @@ class StreamFollower:
             try:
                 self._discover_shards("TRIM_HORIZON")  # a shard opened since: all of it is new
                 for shard_id, iterator in list(self._iterators.items()):
-                    response = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                    response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
                     for record in response["Records"]:
                         change = change_from_stream_record(record)
                         if change is not None:
@@ -144,10 +144,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     follower = StreamFollower(dynamodb, streams, settings.table_name, hub)
     await anyio.to_thread.run_sync(follower.start)
     app.state.live_hub = hub
+    app.state.live_follower = follower
     try:
         yield
     finally:
         del app.state.live_hub
+        del app.state.live_follower
         await anyio.to_thread.run_sync(follower.stop)
 
 

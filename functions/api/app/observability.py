@@ -16,7 +16,8 @@ documents: one ``json.dumps`` straight to the log stream, not through the
 timestamp, service, xray_trace_id) and shares its stream, so every line of the
 log group reads alike. Going through Powertools Logger cost 100-130 µs a warm
 GET (its formatter re-parses each message as JSON and walks the record), a
-fifth of the request; the direct write costs about 10 µs. Being the metrics
+fifth of the request; the direct write, with the constant part of the EMF
+directive encoded once, costs about 30 µs (`make bench`). Being the metrics
 record, the line is written at every POWERTOOLS_LOG_LEVEL, which governs the
 diagnostic lines (warnings, errors with their stack traces) that still go
 through Powertools Logger.
@@ -30,7 +31,6 @@ import json
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -79,21 +79,39 @@ def _xray_trace_id() -> str | None:
     return next((part[5:] for part in header.split(";") if part.startswith("Root=")), None)
 
 
-def write_request_line(fields: dict[str, Any]) -> None:
-    """Write one INFO line named "request" to the service logger's stream (see the module docstring)."""
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def _timestamp(now: float) -> str:
+    # RFC 3339 in UTC with milliseconds, as Powertools Logger's lines (use_rfc3339) carry it.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def write_request_line(fields: dict[str, Any], metrics_directive: str | None = None) -> None:
+    """Write one INFO line named "request" to the service logger's stream (see the module docstring).
+
+    ``metrics_directive``: the encoded ``CloudWatchMetrics`` list (see _metrics_directive);
+    the line then carries the EMF ``_aws`` key with this request's timestamp.
+    """
     now = time.time()
     line: dict[str, Any] = {
         "level": "INFO",
         "message": "request",
-        "timestamp": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+        "timestamp": _timestamp(now),
         "service": service_name(),
     }
     trace_id = _xray_trace_id()
     if trace_id:
         line["xray_trace_id"] = trace_id
     line.update(fields)
+    text = _ENCODER.encode(line)
+    if metrics_directive is not None:
+        # Spliced in: all of `_aws` but the timestamp is the same for every request.
+        text = (
+            f'{text[:-1]},"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":{metrics_directive}}}}}'
+        )
     stream = _log_handler().stream
-    stream.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+    stream.write(text + "\n")
     stream.flush()
 
 
@@ -114,19 +132,16 @@ _METRICS = [
 _COLD_START_METRICS = [*_METRICS, {"Name": "ColdStart", "Unit": "Count"}]
 
 
-def _emf(namespace: str, cold_start: bool) -> dict[str, Any]:
-    return {
-        "Timestamp": int(time.time() * 1000),
-        "CloudWatchMetrics": [
-            {
-                "Namespace": namespace,
-                "Dimensions": [["service", "method", "route"]],
-                "Metrics": _COLD_START_METRICS if cold_start else _METRICS,
-            }
-        ],
-    }
+@lru_cache
+def _metrics_directive(namespace: str, cold_start: bool) -> str:
+    """The EMF ``CloudWatchMetrics`` list, encoded once per container (it never changes)."""
+    metrics = _COLD_START_METRICS if cold_start else _METRICS
+    return _ENCODER.encode(
+        [{"Namespace": namespace, "Dimensions": [["service", "method", "route"]], "Metrics": metrics}]
+    )
 
 
+@lru_cache(maxsize=4096)
 def owner_reference(owner: str) -> str:
     """A stable, non-reversible reference to an owner, for correlating log lines."""
     return hashlib.sha256(f"items-api owner:{owner}".encode()).hexdigest()[:16]
@@ -180,12 +195,13 @@ class RequestLogMiddleware:
             "owner_ref": owner_reference(owner) if owner else None,
         }
         namespace = metrics_namespace()
+        directive = None
         if namespace:
-            fields["_aws"] = _emf(namespace, cold_start)
+            directive = _metrics_directive(namespace, cold_start)
             fields["Requests"] = 1
             fields["Latency"] = fields["latency_ms"]
             fields["Errors4xx"] = int(400 <= status < 500)
             fields["Errors5xx"] = int(status >= 500)
             if cold_start:
                 fields["ColdStart"] = 1
-        write_request_line(fields)
+        write_request_line(fields, directive)

@@ -35,6 +35,8 @@ class ExactJSONRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if self.body_field is None:  # no body to parse (GET, DELETE): no wrapper either
+            return handler
 
         async def exact_json_handler(request: Request) -> Response:
             return await handler(ExactJSONRequest(request.scope, request.receive))
