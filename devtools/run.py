@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"DynamoDB (embedded) on {endpoint}, table {LOCAL_TABLE_NAME}", flush=True)
         print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
         print("Token:    make token USER=alice   then  Authorization: Bearer <token>", flush=True)
+        print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)
         uvicorn.run(
             f"{module}:app",
             host=HOST,

@@ -111,6 +111,7 @@ def test_make_run_serves_and_stops(
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{base.rsplit(':', 1)[1]}/docs" in output
     assert "make token" in output
+    assert f"ws://127.0.0.1:{base.rsplit(':', 1)[1]}/ws?token=" in output
     assert not port_is_open(dynamodb_port)
     assert not port_is_open(int(base.rsplit(":", 1)[1]))
 
