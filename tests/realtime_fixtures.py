@@ -21,7 +21,7 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from devtools.template import create_table
-from realtime import aws, notifier, settings, websocket
+from realtime import aws, connections, settings, websocket
 from tests.conftest import LambdaContext, load_event
 from tests.realtime_helpers import posted_messages
 
@@ -84,9 +84,8 @@ def _clear() -> None:
         settings.get_settings,
         aws.dynamodb,
         aws.management_api,
-        websocket.connections,
+        connections.connection_store,
         websocket.verifier,
-        notifier.connections,
     ):
         cached.cache_clear()
 

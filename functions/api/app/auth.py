@@ -29,6 +29,12 @@ def owner_from_event(event: Any, owner_claim: str) -> str | None:
     return owner if isinstance(owner, str) and owner else None
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def authenticate(settings: Settings, event: Any, bearer_token: str | None) -> str:
     """The owner of this request, or NotAuthenticated."""
     if settings.auth_mode == "local":

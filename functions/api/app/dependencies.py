@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
 
-from app.auth import authenticate
+from app.auth import authenticate, bearer_token
 from app.cursor import CursorSigner
 from app.preconditions import parse_if_match
 from app.settings import Settings, get_settings
@@ -109,9 +109,8 @@ class BearerOwner(HTTPBearer):
         )
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        bearer_token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        owner = authenticate(get_settings(), request.scope.get("aws.event"), bearer_token)
+        token = bearer_token(request.headers.get("authorization"))
+        owner = authenticate(get_settings(), request.scope.get("aws.event"), token)
         request.state.owner = owner  # for the request log line, which records only a hash of it
         return owner
 

@@ -41,7 +41,7 @@ from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.asgi_json import send_json, send_raw
-from app.auth import NotAuthenticated, authenticate
+from app.auth import NotAuthenticated, authenticate, bearer_token
 from app.dependencies import get_dynamodb_client
 from app.observability import get_logger
 from app.response_headers import request_id
@@ -253,8 +253,7 @@ class IdempotencyMiddleware:
             return
         settings = get_settings()
         headers = dict(scope["headers"])
-        authorization = headers.get(b"authorization", b"").decode("latin-1")
-        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+        bearer = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         try:
             owner = authenticate(settings, scope.get("aws.event"), bearer)
         except NotAuthenticated:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth import NotAuthenticated, authenticate
+from app.auth import NotAuthenticated, authenticate, bearer_token
 from app.observability import get_logger
 from app.settings import get_settings
 from items_core.messages import OwnerChange, change_from_stream_record, reply_to
@@ -159,8 +159,7 @@ router = APIRouter()
 def _token(websocket: WebSocket) -> str | None:
     if websocket.query_params.get("token"):
         return websocket.query_params["token"]
-    scheme, _, token = (websocket.headers.get("authorization") or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_token(websocket.headers.get("authorization"))
 
 
 async def _refuse(websocket: WebSocket, status: int, detail: str) -> None:

@@ -9,7 +9,11 @@ connection for ``$disconnect``, whose event names only the connection.
 
 import time
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
+
+from realtime.aws import dynamodb
+from realtime.settings import get_settings
 
 CONNECTION_INDEX = "by-connection"
 
@@ -71,3 +75,9 @@ class ConnectionStore:
         for row in response["Items"]:
             self.remove(row["owner"]["S"], connection_id)
         return bool(response["Items"])
+
+
+@lru_cache
+def connection_store() -> ConnectionStore:
+    """The connection records, once per container."""
+    return ConnectionStore(dynamodb(), get_settings().connections_table_name)

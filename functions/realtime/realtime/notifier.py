@@ -10,7 +10,6 @@ template's retry limit it goes to the on-failure queue. A retried batch may
 deliver a message twice: clients keep the highest ``version`` per ``id``.
 """
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,18 +19,11 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from botocore.exceptions import ClientError
 
 from items_core.messages import change_from_stream_record
-from realtime.aws import dynamodb, management_api
-from realtime.connections import ConnectionStore
-from realtime.settings import get_settings
+from realtime.aws import management_api
+from realtime.connections import connection_store
 
 logger = Logger(service="items-notifier")
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-@lru_cache
-def connections() -> ConnectionStore:
-    """The connection records, once per container."""
-    return ConnectionStore(dynamodb(), get_settings().connections_table_name)
 
 
 def deliver(record: DynamoDBRecord) -> int:
@@ -41,13 +33,13 @@ def deliver(record: DynamoDBRecord) -> int:
         return 0
     data = owner_change.change.to_json().encode()
     delivered = 0
-    for connection_id in list(connections().of_owner(owner_change.owner)):
+    for connection_id in list(connection_store().of_owner(owner_change.owner)):
         try:
             management_api().post_to_connection(ConnectionId=connection_id, Data=data)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "GoneException":
                 raise
-            connections().remove(owner_change.owner, connection_id)
+            connection_store().remove(owner_change.owner, connection_id)
             logger.info("connection gone", extra={"connection_id": connection_id})
             continue
         delivered += 1

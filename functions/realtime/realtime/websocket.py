@@ -14,18 +14,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from items_core.messages import reply_to
-from realtime.aws import dynamodb
-from realtime.connections import ConnectionStore
+from realtime.connections import connection_store
 from realtime.settings import get_settings, require
 from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 
 logger = Logger(service="items-realtime")
-
-
-@lru_cache
-def connections() -> ConnectionStore:
-    """The connection records, once per container."""
-    return ConnectionStore(dynamodb(), get_settings().connections_table_name)
 
 
 @lru_cache
@@ -67,7 +60,7 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
     except KeysUnavailable:
         logger.exception("token keys unavailable", extra={"connection_id": connection_id})
         return {"statusCode": 503, "body": "cannot verify tokens right now; retry"}
-    connections().add(owner, connection_id, get_settings().connection_ttl_seconds)
+    connection_store().add(owner, connection_id, get_settings().connection_ttl_seconds)
     logger.info("connected", extra={"connection_id": connection_id})
     return {"statusCode": 200}
 
@@ -75,7 +68,7 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
 def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
     """Forget the connection (API Gateway sends this at most once, best effort)."""
     connection_id = event["requestContext"]["connectionId"]
-    found = connections().disconnect(connection_id)
+    found = connection_store().disconnect(connection_id)
     logger.info("disconnected", extra={"connection_id": connection_id, "recorded": found})
     return {"statusCode": 200}
 
