@@ -81,9 +81,9 @@ pytest: $(STAMP)
 fuzz: $(STAMP) ## schemathesis with 2,000 examples per operation and owner
 	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_schemathesis.py
 
-smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=…
-	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=…"; exit 2; }
-	@$(BIN)/python -m devtools.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
+smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]
+	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]"; exit 2; }
+	@$(BIN)/python -m devtools.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)" $(if $(WS_URL),--ws-url "$(WS_URL)")
 
 bench: $(STAMP) ## cold start, warm latency, size, memory and local load against baselines
 	@test -n "$(PYTHON313)" || { echo "make bench needs python3.13 (on PATH or through pyenv)"; exit 1; }

@@ -1,19 +1,79 @@
-"""`make smoke BASE_URL=… TOKEN=…`: a black-box check of a running deployment; exits non-zero on any failure.
+"""`make smoke BASE_URL=… TOKEN=… [WS_URL=…]`: a black-box check of a running deployment.
 
 It creates one item, reads, updates, lists and deletes it, and checks the public pages, the 401
-without a token and a 422 on bad input. It touches nothing but the item it created.
+without a token and a 422 on bad input. It touches nothing but the item it created. With a
+WebSocket URL (the stack's WebSocketUrl output, or ws://127.0.0.1:8000/ws under `make run`) it
+also checks realtime: a bad token is refused, ping is answered, and the item's four changes
+arrive in version order. Exits non-zero on any failure.
 """
 
 import argparse
+import json
 import sys
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx2 as httpx
 
+# Deployed, a change reaches a socket through the stream and the notifier within a few seconds.
+REALTIME_WAIT_SECONDS = 20
 
-def run_checks(base_url: str, token: str) -> list[str]:
+
+class _Realtime:
+    """One realtime connection of the smoke test, and the changes it received for one item."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+
+    def ping(self) -> bool:
+        self.socket.send(json.dumps({"action": "ping"}))
+        return bool(json.loads(self.socket.recv(timeout=REALTIME_WAIT_SECONDS)) == {"type": "pong"})
+
+    def changes_of(self, item_id: int, count: int) -> list[tuple[str, int]]:
+        """The first `count` changes to this item (other activity of the owner is skipped)."""
+        found: list[tuple[str, int]] = []
+        deadline = time.monotonic() + REALTIME_WAIT_SECONDS
+        while len(found) < count and time.monotonic() < deadline:
+            message = json.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("id") == item_id:
+                found.append((message["type"], message["version"]))
+        return found
+
+
+@contextmanager
+def _realtime(
+    ws_url: str | None, token: str, check: Callable[[str, Callable[[], bool]], None]
+) -> Iterator[_Realtime | None]:
+    if not ws_url:
+        yield None
+        return
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    def refused() -> bool:
+        try:
+            connect(f"{ws_url}?token=not-a-token", open_timeout=15).close()
+        except InvalidStatus as error:
+            return bool(error.response.status_code == 401)
+        return False
+
+    check("WebSocket with a bad token is refused with 401", refused)
+    try:
+        socket = connect(f"{ws_url}?token={token}", open_timeout=15)
+    except Exception as error:  # reported as a failed check, like every other
+        check(f"WebSocket connects ({type(error).__name__}: {error})", lambda: False)
+        yield None
+        return
+    with socket:
+        realtime = _Realtime(socket)
+        check("WebSocket ping is answered with pong", realtime.ping)
+        yield realtime
+
+
+def run_checks(base_url: str, token: str, ws_url: str | None = None) -> list[str]:
     """Each failed check, described; an empty list means the deployment answers as documented."""
     failures: list[str] = []
     auth = {"Authorization": f"Bearer {token}"}
@@ -28,7 +88,7 @@ def run_checks(base_url: str, token: str) -> list[str]:
         if not ok:
             failures.append(name)
 
-    with httpx.Client(base_url=base, timeout=15) as client:
+    with httpx.Client(base_url=base, timeout=15) as client, _realtime(ws_url, token, check) as realtime:
         check("GET /health is 200 ok", lambda: client.get("/health").json() == {"status": "ok"})
         check("GET /docs serves Swagger UI", lambda: "swagger-ui" in client.get("/docs").text)
         check(
@@ -69,6 +129,12 @@ def run_checks(base_url: str, token: str) -> list[str]:
         )
         check("DELETE is 204", lambda: client.delete(path, headers=auth).status_code == 204)
         check("GET after DELETE is 404", lambda: client.get(path, headers=auth).status_code == 404)
+        if realtime is not None:
+            expected = [("item.created", 1), ("item.updated", 2), ("item.updated", 3), ("item.deleted", 4)]
+            check(
+                "WebSocket receives the item's 4 changes in version order",
+                lambda: realtime.changes_of(item["id"], 4) == expected,
+            )
     return failures
 
 
@@ -76,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", required=True, help="the API's URL, e.g. the stack's ApiUrl output")
     parser.add_argument("--token", required=True, help="a bearer token accepted by the API")
+    parser.add_argument("--ws-url", help="the realtime URL, e.g. the stack's WebSocketUrl output")
     args = parser.parse_args(argv)
-    failures = run_checks(args.base_url, args.token)
+    failures = run_checks(args.base_url, args.token, args.ws_url)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     print(f"smoke: {'ok' if not failures else f'{len(failures)} failed'} against {args.base_url}")

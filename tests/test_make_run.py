@@ -122,8 +122,9 @@ def test_smoke_test_passes_against_make_run(
     """The deploy pipeline's smoke step, run here against the local server."""
     _, base, _ = server
     token = dev_token("smoke", dev_env)
+    ws_url = base.replace("http://", "ws://") + "/ws"
     smoke = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", token],
+        [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", token, "--ws-url", ws_url],
         check=False,
         cwd=REPO_ROOT,
         env=dev_env,
@@ -134,7 +135,17 @@ def test_smoke_test_passes_against_make_run(
     assert "smoke: ok" in smoke.stdout
     # And it fails when the deployment is wrong: a bad token makes every authenticated check fail.
     broken = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "devtools.smoke", "--base-url", base, "--token", "not-a-token"],
+        [
+            sys.executable,
+            "-m",
+            "devtools.smoke",
+            "--base-url",
+            base,
+            "--token",
+            "not-a-token",
+            "--ws-url",
+            ws_url,
+        ],
         check=False,
         cwd=REPO_ROOT,
         env=dev_env,
@@ -143,6 +154,7 @@ def test_smoke_test_passes_against_make_run(
     )
     assert broken.returncode == 1
     assert "FAILED POST /items is 201" in broken.stderr
+    assert "FAILED WebSocket connects (InvalidStatus" in broken.stderr
 
 
 def test_make_run_pushes_changes_over_ws_to_their_owner(
