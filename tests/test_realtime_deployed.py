@@ -324,3 +324,41 @@ def test_settings_errors_name_the_variable(realtime: Any, monkeypatch: pytest.Mo
     settings.get_settings.cache_clear()
     with pytest.raises(RealtimeSettingsError, match="CONNECTIONS_TABLE_NAME"):
         websocket.handler(ws_event("$disconnect", "c1"), LambdaContext())
+
+
+def test_each_owners_connections_are_queried_once_per_batch(realtime: Any, issuer: Issuer) -> None:
+    connect(issuer, "alice-phone", "alice")
+    connect(issuer, "alice-laptop", "alice")
+    connect(issuer, "bob-phone", "bob")
+    queries: list[str] = []
+    aws.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb.Query", lambda params, **_: queries.append(params["TableName"])
+    )
+    records = [stream_record("INSERT", item_row("alice", n, 1), None, n) for n in (1, 2, 3)]
+    records.append(stream_record("INSERT", item_row("bob", 1, 1), None, 4))
+    assert notifier.handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
+    assert len(queries) == 2  # alice once, bob once: not once per record
+    messages = received()
+    assert [m["id"] for m in messages["alice-laptop"]] == [1, 2, 3]
+    assert [m["id"] for m in messages["alice-phone"]] == [1, 2, 3]
+    assert [m["id"] for m in messages["bob-phone"]] == [1]
+
+
+def test_a_gone_connection_is_skipped_for_the_rest_of_the_batch(realtime: Any, issuer: Issuer) -> None:
+    connect(issuer, "live", "alice")
+    connect(issuer, "stale", "alice")
+    stubber = Stubber(aws.management_api())
+    stubber.add_response("post_to_connection", {}, {"ConnectionId": "live", "Data": ANY})
+    stubber.add_client_error(
+        "post_to_connection",
+        service_error_code="GoneException",
+        http_status_code=410,
+        expected_params={"ConnectionId": "stale", "Data": ANY},
+    )
+    # Record 2 goes to "live" only: "stale" answered 410 for record 1.
+    stubber.add_response("post_to_connection", {}, {"ConnectionId": "live", "Data": ANY})
+    records = [stream_record("INSERT", item_row("alice", n, 1), None, n) for n in (1, 2)]
+    with stubber:
+        assert notifier.handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
+    stubber.assert_no_pending_responses()
+    assert [row["connection_id"]["S"] for row in connection_rows(realtime)] == ["live"]
