@@ -101,9 +101,7 @@ def test_jwks_is_fetched_once_per_container(realtime: Any, issuer: Issuer) -> No
     assert issuer.requests == ["/.well-known/openid-configuration", "/jwks.json"]
 
 
-def test_unreachable_issuer_is_a_503_not_a_401(
-    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreachable_issuer_is_a_503_not_a_401(realtime: Any, issuer: Issuer) -> None:
     token = issuer.token()
     issuer.server.shutdown()
     issuer.server.server_close()

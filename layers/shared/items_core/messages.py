@@ -106,21 +106,25 @@ def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
     return OwnerChange(owner, ItemChange(type="item.deleted", id=item_id, version=version, at=at))
 
 
+def _error(detail: str) -> str:
+    return ErrorMessage(detail=detail).model_dump_json()
+
+
 def reply_to(message: str | bytes | None) -> str:
     """The answer to one message a client sent: a pong, or an error that names the problem."""
     if not isinstance(message, str):
-        return ErrorMessage(detail='send text messages: JSON such as {"action": "ping"}').model_dump_json()
+        return _error('send text messages: JSON such as {"action": "ping"}')
     if len(message.encode()) > MAX_CLIENT_MESSAGE_BYTES:
-        return ErrorMessage(detail=f"message is over {MAX_CLIENT_MESSAGE_BYTES} bytes").model_dump_json()
+        return _error(f"message is over {MAX_CLIENT_MESSAGE_BYTES} bytes")
     try:
         parsed = json.loads(message)
     except (ValueError, RecursionError):
-        return ErrorMessage(detail="message is not valid JSON").model_dump_json()
+        return _error("message is not valid JSON")
     action = parsed.get("action") if isinstance(parsed, dict) else None
     if not isinstance(action, str):
-        return ErrorMessage(detail='message must be a JSON object with a string "action"').model_dump_json()
+        return _error('message must be a JSON object with a string "action"')
     if action != "ping":
         shown = action if len(action) <= 50 else action[:50] + "..."
         detail = f'unknown action {json.dumps(shown)}; the only action is "ping"'
-        return ErrorMessage(detail=detail).model_dump_json()
+        return _error(detail)
     return Pong().model_dump_json()

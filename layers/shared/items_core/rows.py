@@ -33,7 +33,7 @@ def owner_of(pk: str) -> str | None:
 
 def is_live(row: dict[str, Any] | None) -> bool:
     """Whether a row is a current item (not absent, not a tombstone, not the counter)."""
-    return bool(row) and "name" in row  # type: ignore[operator]
+    return row is not None and "name" in row
 
 
 def item_from_row(row: dict[str, Any]) -> ItemPublic:
