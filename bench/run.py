@@ -137,7 +137,7 @@ def seed(endpoint: str) -> None:
     )
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     create_table(client, TABLE)
-    from app.storage import ItemStore
+    from app.store.items import ItemStore
     from items_core.models import ItemCreate
 
     ItemStore(client, TABLE).create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))

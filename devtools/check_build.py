@@ -1,11 +1,18 @@
 """After `sam build`: the artifacts hold python3.13 bytecode that zip timestamps cannot invalidate,
-and nothing Lambda never reads. Exits non-zero, naming each problem."""
+nothing Lambda never reads, and no development-only code. Exits non-zero, naming each problem.
 
+`python -m devtools.check_build <python3.13 magic>` checks every artifact (make build);
+`python -m devtools.check_build --dev-only <folder>` checks one function's artifact and is run by
+the API function's own build (functions/api/Makefile), so `sam build` itself fails on it.
+Standard library only: the function build runs it with the runtime's bare python3.13.
+"""
+
+import ast
 import importlib.util
 import sys
 from pathlib import Path
 
-from devtools.template import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 BUILD = REPO_ROOT / ".aws-sam" / "build"
 ARTIFACTS = {
@@ -23,6 +30,34 @@ PACKAGES = {
     "NotifierFunction": "realtime",
 }
 UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
+# What only `make run` needs: local dev tokens, /ws and its stream follower, the
+# embedded DynamoDB. None of it may reach a deployed function, by path or by import.
+DEV_ONLY_PACKAGES = frozenset({"devtools", "tests", "moto", "uvicorn", "jwt"})
+DEV_ONLY_FILES = frozenset({"live.py", "local_auth.py", "local_app.py"})
+
+
+def _imported_packages(source: Path) -> set[str]:
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def dev_only_problems(root: Path, name: str = "ApiFunction") -> list[str]:
+    """Development-only modules in a function artifact: shipped files, or imports of them."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in DEV_ONLY_PACKAGES or path.name in DEV_ONLY_FILES:
+            found.append(f"{name}: development-only {relative} is in the artifact")
+        elif path.suffix == ".py":
+            for package in sorted(_imported_packages(path) & DEV_ONLY_PACKAGES):
+                found.append(f"{name}: {relative} imports development-only {package}")
+    return found
 
 
 def problems(python313_magic: bytes) -> list[str]:
@@ -53,6 +88,7 @@ def problems(python313_magic: bytes) -> list[str]:
         found += [f"{name}: test folder {p.relative_to(root)}" for p in root.rglob("tests") if p.is_dir()]
         if not sources:
             found.append(f"{name}: no Python sources")
+    found += dev_only_problems(ARTIFACTS["ApiFunction"]) if ARTIFACTS["ApiFunction"].is_dir() else []
     for name, package in PACKAGES.items():
         if not (ARTIFACTS[name] / package / "__init__.py").is_file():
             found.append(f"{name}: the {package} package is missing")
@@ -68,9 +104,11 @@ def problems(python313_magic: bytes) -> list[str]:
 
 
 def main() -> int:
-    # The magic number of python3.13's bytecode, passed by the Makefile (this may run on 3.11).
-    magic = bytes.fromhex(sys.argv[1])
-    found = problems(magic)
+    if sys.argv[1:2] == ["--dev-only"]:
+        found = dev_only_problems(Path(sys.argv[2]))
+    else:
+        # The magic number of python3.13's bytecode, passed by the Makefile (this may run on 3.11).
+        found = problems(bytes.fromhex(sys.argv[1]))
     for problem in found:
         print(problem, file=sys.stderr)
     print(f"build check: {len(found)} problems")

@@ -4,13 +4,12 @@ import argparse
 import os
 import sys
 
+from devtools.local_auth import issue_token
 from devtools.local_env import local_jwt_secret
 
 
 def issue_local_token(owner: str, hours: float = 12) -> str:
     """A local-mode token for `owner`, signed with this checkout's dev key."""
-    from app.local_auth import issue_token
-
     owner_claim = os.environ.get("OWNER_CLAIM", "sub")
     return issue_token(local_jwt_secret(), owner, owner_claim=owner_claim, ttl_seconds=int(hours * 3600))
 
@@ -22,14 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.owner.strip():
         parser.error("owner must not be blank")
-    from app.local_auth import issue_token
-
-    owner_claim = os.environ.get("OWNER_CLAIM", "sub")
-    print(
-        issue_token(
-            local_jwt_secret(), args.owner, owner_claim=owner_claim, ttl_seconds=int(args.hours * 3600)
-        )
-    )
+    print(issue_local_token(args.owner, args.hours))
     return 0
 
 

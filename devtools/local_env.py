@@ -22,11 +22,10 @@ def local_jwt_secret() -> str:
 
 
 def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
-    """Variables that point the app at the embedded DynamoDB and switch on local auth."""
+    """Variables that point the app at the embedded DynamoDB, with this checkout's dev-token key."""
     return {
         "TABLE_NAME": LOCAL_TABLE_NAME,
         "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "AUTH_MODE": "local",
         "LOCAL_JWT_SECRET": local_jwt_secret(),
         # The embedded DynamoDB accepts any credentials; fixed fake ones make
         # sure real credentials of the developer are never sent anywhere.

@@ -8,13 +8,14 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 import boto3
 import uvicorn
 from moto.server import ThreadedMotoServer
 
 from devtools.local_env import LOCAL_DIR, LOCAL_TABLE_NAME, apply, ensure_dir, local_environment
-from devtools.template import create_table, function_entry, load_template
+from devtools.template import REPO_ROOT, create_table, function_entry, load_template
 
 HOST = "127.0.0.1"
 
@@ -33,11 +34,42 @@ def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
 
 def write_sam_env(endpoint_host: str, endpoint_port: int) -> None:
     """The env-vars file for `sam local`, pointing the function's container at this DynamoDB."""
-    environment = local_environment(f"http://{endpoint_host}:{endpoint_port}")
+    # The deployed function has no local token check and no /ws: only make run uses those.
+    environment = {
+        name: value
+        for name, value in local_environment(f"http://{endpoint_host}:{endpoint_port}").items()
+        if not name.startswith("LOCAL_")
+    }
     ensure_dir(LOCAL_DIR)
     (LOCAL_DIR / "sam-env.json").write_text(
         json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8"
     )
+    events = ensure_dir(LOCAL_DIR / "events")
+    for name, method, body in (
+        ("create-item", "POST", {"name": "Widget", "price": 9.99}),
+        ("list-items", "GET", None),
+    ):
+        (events / f"{name}.json").write_text(
+            json.dumps(sam_local_event(method, "/items", body), indent=2), encoding="utf-8"
+        )
+
+
+def sam_local_event(method: str, path: str, body: Any, owner: str = "alice") -> dict[str, Any]:
+    """An HTTP API (payload v2) event as API Gateway sends it after its JWT authorizer verified `owner`."""
+    template = json.loads((REPO_ROOT / "tests" / "events" / "http-api-v2.json").read_text(encoding="utf-8"))
+    template.pop("cookies", None)
+    template.update(
+        rawPath=path,
+        rawQueryString="",
+        queryStringParameters=None,
+        headers={"content-type": "application/json"},
+        body=None if body is None else json.dumps(body),
+        isBase64Encoded=False,
+    )
+    context = template["requestContext"]
+    context["http"].update(method=method, path=path)
+    context["authorizer"] = {"jwt": {"claims": {"sub": owner}, "scopes": None}}
+    return dict(template)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,19 +100,19 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 pass
             return 0
-        task_root, handler = function_entry(load_template())
-        module = handler.rsplit(".", 1)[0]
         print(f"DynamoDB (embedded) on {endpoint}, table {LOCAL_TABLE_NAME}", flush=True)
         print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
         print("Token:    make token USER=alice   then  Authorization: Bearer <token>", flush=True)
         print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)
+        task_root, _handler = function_entry(load_template())
         uvicorn.run(
-            f"{module}:app",
+            "devtools.local_app:create_local_app",
+            factory=True,
             host=HOST,
             port=args.port,
-            app_dir=str(task_root),
+            app_dir=str(REPO_ROOT),
             reload=not args.no_reload,
-            reload_dirs=[str(task_root)],
+            reload_dirs=[str(task_root), str(REPO_ROOT / "layers" / "shared"), str(REPO_ROOT / "devtools")],
             log_level="info",
         )
         return 0

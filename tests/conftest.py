@@ -45,6 +45,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "CURSOR_SIGNING_KEY_PREVIOUS",
         "OWNER_CLAIM",
         "LOCAL_REALTIME",
+        "AUTH_MODE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -55,7 +56,6 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Every DynamoDB call the suite makes is checked against botocore's model
     # (production skips the check; valid calls are sent byte for byte the same).
     monkeypatch.setenv("AWS_VALIDATE_PARAMS", "true")
-    monkeypatch.setenv("AUTH_MODE", "apigateway")
     monkeypatch.delenv("LOCAL_JWT_SECRET", raising=False)
     monkeypatch.delenv("API_BASE_PATH", raising=False)
     _clear_caches()
@@ -65,8 +65,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def local_auth(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
-    """Switch the app to local auth mode (what `make run` does)."""
-    monkeypatch.setenv("AUTH_MODE", "local")
+    """The dev-token key `make run` sets (its app verifies tokens signed with it)."""
     monkeypatch.setenv("LOCAL_JWT_SECRET", LOCAL_SECRET)
 
 
@@ -101,23 +100,31 @@ def calls(dynamodb: Any) -> list[str]:
 
 @pytest.fixture
 def app(dynamodb: Any, calls: list[str]) -> FastAPI:
-    """The application exactly as the Lambda handler serves it."""
+    """The application exactly as the Lambda handler serves it (owners come from API Gateway's claims)."""
     from app.main import app as fastapi_app
 
     return fastapi_app
 
 
 @pytest.fixture
-def client(local_auth: None, app: FastAPI) -> Iterator[TestClient]:
-    """A TestClient in local auth mode; send `auth("alice")` as headers."""
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+def local_app(local_auth: None, dynamodb: Any, calls: list[str]) -> FastAPI:
+    """The application as `make run` serves it: the same factory, plus dev-token checks and /ws."""
+    from devtools.local_app import create_local_app
+
+    return create_local_app()
+
+
+@pytest.fixture
+def client(local_app: FastAPI) -> Iterator[TestClient]:
+    """A TestClient of the local app; send `auth("alice")` as headers."""
+    with TestClient(local_app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def auth() -> Callable[[str], dict[str, str]]:
     """Authorization headers with a local-mode token for an owner."""
-    from app.local_auth import issue_token
+    from devtools.local_auth import issue_token
 
     def headers(owner: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {issue_token(LOCAL_SECRET, owner)}"}

@@ -1,5 +1,8 @@
 """Who may see what: the local auth mode and owner isolation."""
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -8,11 +11,12 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
 
 from app.auth import owner_from_event
-from app.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, verify_token
-from app.settings import Settings, get_settings
+from app.settings import get_settings
+from devtools.local_app import local_token_verifier
+from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, verify_token
+from devtools.template import REPO_ROOT
 from tests.conftest import LOCAL_SECRET
 
 Auth = Callable[[str], dict[str, str]]
@@ -102,10 +106,10 @@ def test_other_owners_items_are_invisible(client: TestClient, auth: Auth, stored
     assert stored("bob", item["id"]) is None
 
 
-def test_owner_claim_is_configurable(monkeypatch: pytest.MonkeyPatch, local_auth: None, app: FastAPI) -> None:
+def test_owner_claim_is_configurable(monkeypatch: pytest.MonkeyPatch, local_app: FastAPI) -> None:
     monkeypatch.setenv("OWNER_CLAIM", "email")
     get_settings.cache_clear()
-    with TestClient(app) as client:
+    with TestClient(local_app) as client:
         token = issue_token(LOCAL_SECRET, "alice@example.com", owner_claim="email")
         created = client.post("/items", json=ITEM, headers=bearer(token))
         assert created.status_code == 201
@@ -113,32 +117,40 @@ def test_owner_claim_is_configurable(monkeypatch: pytest.MonkeyPatch, local_auth
         assert client.get("/items", headers=bearer(issue_token(LOCAL_SECRET, "alice"))).status_code == 401
 
 
-def test_apigateway_mode_ignores_bearer_tokens(environment: None, app: FastAPI) -> None:
-    # Without API Gateway's verified claims, no header can authenticate: the
-    # local mode is a deployment setting and can never be switched on by a request.
+def test_the_deployed_app_never_verifies_bearer_tokens(
+    monkeypatch: pytest.MonkeyPatch, local_auth: None, app: FastAPI
+) -> None:
+    # Without API Gateway's verified claims, no header and no environment can
+    # authenticate: the Lambda app is built without a token verifier.
+    monkeypatch.setenv("AUTH_MODE", "local")
     with TestClient(app) as client:
         token = issue_token(LOCAL_SECRET, "alice")
         headers = {**bearer(token), "X-Auth-Mode": "local", "Auth-Mode": "local"}
         assert client.get("/items?auth_mode=local", headers=headers).status_code == 401
 
 
-def test_local_mode_needs_a_strong_secret(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
-    monkeypatch.setenv("AUTH_MODE", "local")
-    monkeypatch.setenv("LOCAL_JWT_SECRET", "short")
-    with pytest.raises(ValidationError, match="LOCAL_JWT_SECRET"):
-        Settings()  # type: ignore[call-arg]
+def test_the_local_verifier_needs_a_strong_secret() -> None:
+    with pytest.raises(ValueError, match="LOCAL_JWT_SECRET"):
+        local_token_verifier("short")
 
 
-def test_local_mode_is_refused_in_a_deployed_function(
-    monkeypatch: pytest.MonkeyPatch, environment: None
-) -> None:
-    monkeypatch.setenv("AUTH_MODE", "local")
-    monkeypatch.setenv("LOCAL_JWT_SECRET", LOCAL_SECRET)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "items-api-ApiFunction")
-    with pytest.raises(ValidationError, match="refused inside a deployed Lambda"):
-        Settings()  # type: ignore[call-arg]
-    monkeypatch.setenv("AWS_SAM_LOCAL", "true")  # what `sam local` sets
-    assert Settings().auth_mode == "local"  # type: ignore[call-arg]
+def test_the_function_imports_without_development_code() -> None:
+    # As Lambda imports it: the function folder and the shared layer only.
+    # Nothing of devtools (local tokens, /ws) or PyJWT is imported by the handler.
+    code = (
+        "import sys, app.main; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'devtools', 'jwt', 'tests'}))"
+    )
+    pythonpath = os.pathsep.join(str(REPO_ROOT / part) for part in ("functions/api", "layers/shared"))
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT / "functions",
+        env={**os.environ, "PYTHONPATH": pythonpath},
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_token_round_trip() -> None:
@@ -174,7 +186,7 @@ def test_owner_from_event(event: Any, owner: str | None) -> None:
             "0",
             "DYNAMODB_READ_TIMEOUT: Input should be greater than 0 (expected: seconds",
         ),
-        ("AUTH_MODE", "open", "AUTH_MODE: Input should be 'apigateway' or 'local'"),
+        ("OWNER_CLAIM", "", "OWNER_CLAIM: String should have at least 1 character"),
     ],
 )
 def test_settings_errors_name_the_variable_and_the_form(

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.cursor import CursorSigner
+from app.store.cursor import CursorSigner
 
 Auth = Callable[[str], dict[str, str]]
 SECRET_NAME = "alice-secret-name-7f3a"
@@ -188,7 +188,7 @@ def test_rotated_keys_keep_cursors_valid() -> None:
     assert rotated.decode(cursor, owner="alice", q="x", tag="") == 7
     fresh = rotated.encode(7, owner="alice", q="x", tag="")
     assert fresh != cursor  # new cursors use the new key
-    from app.cursor import InvalidCursor
+    from app.store.cursor import InvalidCursor
 
     with pytest.raises(InvalidCursor):
         CursorSigner(b"n" * 32).decode(cursor, owner="alice", q="x", tag="")  # the old key retired

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import dependencies
-from app.cursor import CursorSigner
+from app.store.cursor import CursorSigner
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -25,10 +25,8 @@ def secret_arn(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return arn
 
 
-def test_cursors_are_signed_with_the_secrets_current_key(
-    secret_arn: str, local_auth: None, app: Any, auth: Auth
-) -> None:
-    with TestClient(app) as client:
+def test_cursors_are_signed_with_the_secrets_current_key(secret_arn: str, local_app: Any, auth: Auth) -> None:
+    with TestClient(local_app) as client:
         for i in range(3):
             client.post("/items", json={"name": f"n{i}", "price": 1}, headers=auth("alice"))
         first = client.get("/items", params={"limit": 1}, headers=auth("alice")).json()

@@ -181,10 +181,10 @@ def test_lost_reply_of_a_create_reuses_no_id(
 
 
 def test_concurrent_patches_with_the_same_if_match_have_one_winner(
-    local_auth: None, app: FastAPI, auth: Auth, faults: FaultInjector
+    local_app: FastAPI, auth: Auth, faults: FaultInjector
 ) -> None:
     headers = auth("alice")
-    client = TestClient(app)  # no context manager: each request runs on its own event loop thread
+    client = TestClient(local_app)  # no context manager: each request runs on its own event loop thread
     item = client.post("/items", json={"name": "race", "price": 1}, headers=headers).json()
     path = f"/items/{item['id']}"
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app import idempotency
 from app.dependencies import get_dynamodb_client
-from app.idempotency import IdempotencyStore
+from app.store import idempotency
+from app.store.idempotency import IdempotencyStore
 from tests.conftest import TABLE_NAME
 from tests.faults import FaultInjector
 from tests.test_failures import stored_items
@@ -45,9 +45,9 @@ def test_repeats_replay_the_first_response(client: TestClient, auth: Auth, dynam
 
 
 def test_concurrent_repeats_create_one_item(
-    local_auth: None, app: FastAPI, auth: Auth, faults: FaultInjector, dynamodb: Any
+    local_app: FastAPI, auth: Auth, faults: FaultInjector, dynamodb: Any
 ) -> None:
-    client = TestClient(app)  # each request on its own event loop thread
+    client = TestClient(local_app)  # each request on its own event loop thread
     with ThreadPoolExecutor(max_workers=5) as pool:
         responses = list(
             pool.map(lambda _: client.post("/items", json=BODY, headers=keyed(auth, "alice", "k")), range(5))

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.body_limit import MAX_BODY_BYTES
+from app.middleware.body_limit import MAX_BODY_BYTES
 from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_headers, response_json
 
 Auth = Callable[[str], dict[str, str]]

@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
+from starlette.websockets import WebSocketDisconnect
 
 from app import settings
 from items_core.messages import MAX_CLIENT_MESSAGE_BYTES
@@ -16,11 +17,11 @@ Auth = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture
-def live(local_auth: None, monkeypatch: pytest.MonkeyPatch, app: FastAPI) -> Iterator[TestClient]:
+def live(monkeypatch: pytest.MonkeyPatch, local_app: FastAPI) -> Iterator[TestClient]:
     """The app as `make run` serves it: local tokens, the stream follower running (lifespan)."""
     monkeypatch.setenv("LOCAL_REALTIME", "true")
     settings.get_settings.cache_clear()  # read again, with the variable
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(local_app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -82,7 +83,7 @@ def test_missing_or_invalid_token_is_refused_at_the_handshake(live: TestClient, 
 
 
 def test_expired_token_is_refused(live: TestClient) -> None:
-    from app.local_auth import issue_token
+    from devtools.local_auth import issue_token
     from tests.conftest import LOCAL_SECRET
 
     expired = issue_token(LOCAL_SECRET, "alice", ttl_seconds=-60)
@@ -116,15 +117,26 @@ def test_ping_pong_and_errors_keep_the_connection_open(live: TestClient, auth: A
         assert receive_within(socket)["type"] == "item.created"
 
 
-def test_ws_is_refused_where_the_stream_is_not_followed(local_auth: None, app: FastAPI, auth: Auth) -> None:
-    # Without LOCAL_REALTIME (anywhere but `make run`), /ws says so instead of staying silent.
+def test_ws_is_refused_where_the_stream_is_not_followed(local_app: FastAPI, auth: Auth) -> None:
+    # Without LOCAL_REALTIME, the local app's /ws says so instead of staying silent.
     with (
-        TestClient(app) as test_client,
+        TestClient(local_app) as test_client,
         pytest.raises(WebSocketDenialResponse) as refused,
         test_client.websocket_connect(f"/ws?token={_token(auth, 'alice')}"),
     ):
         pass  # pragma: no cover
     assert refused.value.status_code == 503
+
+
+def test_the_deployed_app_has_no_websocket_route(local_auth: None, app: FastAPI, auth: Auth) -> None:
+    # Deployed, API Gateway's WebSocket API serves realtime; the Lambda app never mounts /ws.
+    assert all(getattr(route, "path", None) != "/ws" for route in app.routes)
+    with (
+        TestClient(app) as test_client,
+        pytest.raises(WebSocketDisconnect),
+        test_client.websocket_connect(f"/ws?token={_token(auth, 'alice')}"),
+    ):
+        pass  # pragma: no cover
 
 
 def test_disconnect_unsubscribes(live: TestClient, auth: Auth) -> None:

@@ -1,1 +1,11 @@
-"""Items API: a FastAPI app served on AWS Lambda through Mangum."""
+"""Items API: a FastAPI app served on AWS Lambda through Mangum.
+
+Layers, lowest first; a module imports only from its own layer or lower ones:
+
+1. ``settings``, ``observability`` (and the shared ``items_core`` layer)
+2. ``store/``: DynamoDB access (items, idempotency records, cursors)
+3. ``auth``, ``preconditions``: who calls, and what conditional headers ask
+4. ``dependencies``: FastAPI dependencies and the once-per-container clients
+5. ``middleware/`` (ASGI layers, in the order of ``middleware.STACK``) and ``routes/``
+6. ``main``: ``create_app`` and the Lambda ``handler``
+"""

@@ -1,8 +1,21 @@
-"""Who is calling: the owner whose items a request may see."""
+"""Who is calling: the owner whose items a request may see.
 
+Deployed, API Gateway's JWT authorizer has verified the token and the owner is
+a claim in the Lambda event; this app never verifies a token itself. Only an
+app built with a token verifier (``create_app(token_verifier=...)``, which
+`make run` does from devtools) checks bearer tokens, and the deployed artifact
+contains no such verifier.
+"""
+
+from collections.abc import Callable
 from typing import Any
 
-from app.settings import Settings
+from starlette.types import Scope
+
+from app.settings import get_settings
+
+TokenVerifier = Callable[[str], str | None]
+"""A bearer token to the owner it names, or None for an invalid one."""
 
 
 class NotAuthenticated(Exception):
@@ -29,25 +42,20 @@ def owner_from_event(event: Any, owner_claim: str) -> str | None:
     return owner if isinstance(owner, str) and owner else None
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
+def token_verifier(scope: Scope) -> TokenVerifier | None:
+    """The verifier the app was built with (local runs only), or None."""
+    state = getattr(scope.get("app"), "state", None)
+    verifier: TokenVerifier | None = getattr(state, "token_verifier", None)
+    return verifier
 
 
-def authenticate(settings: Settings, event: Any, bearer_token: str | None) -> str:
-    """The owner of this request, or NotAuthenticated."""
-    if settings.auth_mode == "local":
-        from app.local_auth import verify_token  # only local runs pay for the JWT library
-
-        secret = settings.local_jwt_secret
-        owner = (
-            verify_token(secret.get_secret_value(), bearer_token, owner_claim=settings.owner_claim)
-            if (secret and bearer_token)
-            else None
-        )
+def authenticate(scope: Scope, bearer_token: str | None) -> str:
+    """The owner of this request (HTTP or WebSocket scope), or NotAuthenticated."""
+    verifier = token_verifier(scope)
+    if verifier is not None:
+        owner = verifier(bearer_token) if bearer_token else None
     else:
-        owner = owner_from_event(event, settings.owner_claim)
+        owner = owner_from_event(scope.get("aws.event"), get_settings().owner_claim)
     if owner is None:
         raise NotAuthenticated
     return owner

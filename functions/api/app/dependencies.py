@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
 
-from app.auth import authenticate, bearer_token
-from app.cursor import CursorSigner
+from app.auth import authenticate
 from app.preconditions import parse_if_match
-from app.settings import Settings, get_settings
-from app.storage import AnyVersion, ItemStore
+from app.settings import get_settings
+from app.store.cursor import CursorSigner
+from app.store.items import AnyVersion, ItemStore
+from items_core.aws_clients import create_client
+from items_core.bearer import bearer_token
 
 if TYPE_CHECKING:
-    from botocore.config import Config
-    from botocore.session import Session as BotocoreSession
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
@@ -24,33 +24,23 @@ if TYPE_CHECKING:
 # Lambda); the async wrappers below hand out the cached objects on the event loop.
 
 
-def _client_config(settings: Settings) -> "Config":
-    from botocore.config import Config
-
-    return Config(
-        parameter_validation=settings.aws_validate_params,
-        retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
+def aws_client(service: str) -> Any:
+    """A client of `service` with the retry budget and timeouts of the settings."""
+    settings = get_settings()
+    return create_client(
+        service,
+        max_attempts=settings.dynamodb_max_attempts,
         connect_timeout=settings.dynamodb_connect_timeout,
         read_timeout=settings.dynamodb_read_timeout,
+        validate_params=settings.aws_validate_params,
+        endpoint_url=settings.dynamodb_endpoint_url if service == "dynamodb" else None,
     )
-
-
-def _session() -> "BotocoreSession":
-    # botocore directly: boto3 adds only a wrapper here, and importing it also
-    # imports s3transfer (about 20 ms of every cold start).
-    import botocore.session
-
-    return botocore.session.get_session()
 
 
 @lru_cache
 def get_dynamodb_client() -> "DynamoDBClient":
     """One DynamoDB client per container, created on first use (not at import: /health never pays)."""
-    settings = get_settings()
-    client = _session().create_client(
-        "dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=_client_config(settings)
-    )
-    return cast("DynamoDBClient", client)
+    return cast("DynamoDBClient", aws_client("dynamodb"))
 
 
 @lru_cache
@@ -58,7 +48,7 @@ def get_cursor_signer() -> CursorSigner:
     """The cursor keys, read once per container: Secrets Manager, a setting, or (locally) random."""
     settings = get_settings()
     if settings.cursor_secret_arn:
-        client: Any = _session().create_client("secretsmanager", config=_client_config(settings))
+        client = aws_client("secretsmanager")
         secret = json.loads(client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"])
         return CursorSigner(secret["current"].encode(), (secret.get("previous") or "").encode() or None)
     if settings.cursor_signing_key:
@@ -97,7 +87,7 @@ class BearerOwner(HTTPBearer):
     """The authenticated owner of a request (401 otherwise), as one dependency.
 
     Deployed, API Gateway has verified the token and the owner comes from the
-    event; locally, the bearer token is verified here. Being an HTTPBearer, it
+    event; under `make run`, the app's token verifier checks the bearer token. Being an HTTPBearer, it
     also documents the API's security scheme ("Authorize" in the docs). One
     dependency instead of a scheme plus a function saves every request a
     FastAPI dependency resolution and a credentials model.
@@ -110,7 +100,7 @@ class BearerOwner(HTTPBearer):
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
         token = bearer_token(request.headers.get("authorization"))
-        owner = authenticate(get_settings(), request.scope.get("aws.event"), token)
+        owner = authenticate(request.scope, token)
         request.state.owner = owner  # for the request log line, which records only a hash of it
         return owner
 

@@ -10,23 +10,30 @@ gc.disable()
 
 import asyncio  # noqa: E402
 import os  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import Any  # noqa: E402
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import APIRouter, FastAPI  # noqa: E402
 from mangum import Mangum  # noqa: E402
 
-from app.body_limit import BodyLimitMiddleware  # noqa: E402
-from app.errors import UnhandledErrorMiddleware, install_error_handlers  # noqa: E402
-from app.idempotency import IdempotencyMiddleware  # noqa: E402
-from app.live import lifespan  # noqa: E402
-from app.live import router as live_router  # noqa: E402
-from app.observability import RequestLogMiddleware  # noqa: E402
-from app.response_headers import ResponseHeadersMiddleware  # noqa: E402
-from app.root_path import RootPathMiddleware  # noqa: E402
+from app.auth import TokenVerifier  # noqa: E402
+from app.middleware import STACK  # noqa: E402
 from app.routes import health, items  # noqa: E402
+from app.routes.errors import install_error_handlers  # noqa: E402
 
 
-def create_app() -> FastAPI:
-    """Build the application; reads no setting and creates no client (that happens on first use)."""
+def create_app(
+    *,
+    token_verifier: TokenVerifier | None = None,
+    lifespan: Any = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build the application; reads no setting and creates no client (that happens on first use).
+
+    The Lambda handler's app takes no argument: API Gateway verifies tokens and
+    Mangum runs no lifespan. `make run` (devtools.local_app) passes a token
+    verifier, the lifespan that follows the local stream and its /ws router.
+    """
     app = FastAPI(
         title="Items API",
         version="1.0.0",
@@ -36,21 +43,15 @@ def create_app() -> FastAPI:
         redirect_slashes=False,
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        # Runs under uvicorn only (Mangum's lifespan is off): the local realtime stream follower.
         lifespan=lifespan,
+        middleware=STACK,
     )
-    # Added innermost first. Outermost to innermost: RootPath → RequestLog → ResponseHeaders
-    # → UnhandledError → BodyLimit → Idempotency → the app.
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(ResponseHeadersMiddleware)
-    app.add_middleware(RequestLogMiddleware)
-    app.add_middleware(RootPathMiddleware)
+    app.state.token_verifier = token_verifier
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(items.router)
-    app.include_router(live_router)
+    for router in extra_routers:
+        app.include_router(router)
     return app
 
 

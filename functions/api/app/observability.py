@@ -35,9 +35,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.response_headers import request_id
 
 DEFAULT_SERVICE = "items-api"
 DEFAULT_NAMESPACE = "ItemsApi"
@@ -133,7 +130,7 @@ _COLD_START_METRICS = [*_METRICS, {"Name": "ColdStart", "Unit": "Count"}]
 
 
 @lru_cache
-def _metrics_directive(namespace: str, cold_start: bool) -> str:
+def metrics_directive(namespace: str, cold_start: bool) -> str:
     """The EMF ``CloudWatchMetrics`` list, encoded once per container (it never changes)."""
     metrics = _COLD_START_METRICS if cold_start else _METRICS
     return _ENCODER.encode(
@@ -147,61 +144,8 @@ def owner_reference(owner: str) -> str:
     return hashlib.sha256(f"items-api owner:{owner}".encode()).hexdigest()[:16]
 
 
-def _take_cold_start() -> bool:
+def take_cold_start() -> bool:
+    """True for the first request of this container, False ever after."""
     global _cold_start  # one flag per container, by definition
     cold, _cold_start = _cold_start, False
     return cold
-
-
-class RequestLogMiddleware:
-    """Logs each request once and records its metrics (pure ASGI; sits just inside RootPathMiddleware)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        scope.setdefault("state", {})
-        status = 500
-
-        async def send_recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording)
-        finally:
-            self._record(scope, status, (time.perf_counter() - start) * 1000)
-
-    @staticmethod
-    def _record(scope: Scope, status: int, latency_ms: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
-        owner = scope["state"].get("owner")
-        context = scope.get("aws.context")
-        cold_start = _take_cold_start()
-        fields: dict[str, Any] = {
-            "method": scope["method"],
-            "route": route,
-            "status": status,
-            "latency_ms": round(latency_ms, 2),
-            "request_id": request_id(scope),
-            "lambda_request_id": getattr(context, "aws_request_id", None),
-            "cold_start": cold_start,
-            "owner_ref": owner_reference(owner) if owner else None,
-        }
-        namespace = metrics_namespace()
-        directive = None
-        if namespace:
-            directive = _metrics_directive(namespace, cold_start)
-            fields["Requests"] = 1
-            fields["Latency"] = fields["latency_ms"]
-            fields["Errors4xx"] = int(400 <= status < 500)
-            fields["Errors5xx"] = int(status >= 500)
-            if cold_start:
-                fields["ColdStart"] = 1
-        write_request_line(fields, directive)

@@ -2,7 +2,7 @@
 
 import re
 
-from app.storage import AnyVersion
+from app.store.items import AnyVersion
 from items_core.models import ItemPublic
 
 _STRONG_ETAG = re.compile(r'^"(\d{1,19})-(\d{1,19})"$')

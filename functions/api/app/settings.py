@@ -1,11 +1,11 @@
 """Configuration read from the environment once per container."""
 
-import os
 from functools import lru_cache
-from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from items_core.settings_errors import describe_settings_errors
 
 # The most AWS calls one request makes in sequence (an idempotent POST: claim the
 # key, bump the id counter, put the item, record the response). The capacity
@@ -24,11 +24,7 @@ class Settings(BaseSettings):
     )
     dynamodb_endpoint_url: str | None = None
     owner_claim: str = Field(default="sub", min_length=1)
-    auth_mode: Literal["apigateway", "local"] = Field(default="apigateway", description="apigateway or local")
-    local_jwt_secret: SecretStr | None = None
     api_base_path: str = ""
-    # `make run` only: /ws follows the embedded DynamoDB's stream (app/live.py).
-    local_realtime: bool = False
     # Retries and timeouts of every AWS call; see worst_case_call_seconds.
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
     dynamodb_connect_timeout: float = Field(
@@ -63,34 +59,9 @@ class Settings(BaseSettings):
         value = value.strip().strip("/")
         return f"/{value}" if value else ""
 
-    @model_validator(mode="after")
-    def _check_local_auth(self) -> "Settings":
-        if self.auth_mode != "local":
-            return self
-        secret = self.local_jwt_secret.get_secret_value() if self.local_jwt_secret else ""
-        if len(secret) < 32:
-            raise ValueError("AUTH_MODE=local needs LOCAL_JWT_SECRET of at least 32 characters")
-        # A deployed function must never verify tokens itself: only `sam local`
-        # (which sets AWS_SAM_LOCAL) may run the local mode inside Lambda.
-        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("AWS_SAM_LOCAL") != "true":
-            raise ValueError("AUTH_MODE=local is refused inside a deployed Lambda function")
-        return self
-
 
 class SettingsError(ValueError):
     """The environment does not configure the API correctly; the message names each variable."""
-
-
-def describe_errors(error: ValidationError) -> str:
-    """One line per problem: the environment variable, what is wrong, and the expected form."""
-    lines = []
-    for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        info = Settings.model_fields.get(field)
-        expected = f" (expected: {info.description})" if info and info.description else ""
-        variable = field.upper() if field else "configuration"
-        lines.append(f"{variable}: {problem['msg']}{expected}")
-    return "invalid settings: " + "; ".join(lines)
 
 
 @lru_cache
@@ -99,4 +70,4 @@ def get_settings() -> Settings:
     try:
         return Settings()  # type: ignore[call-arg]  # table_name comes from the environment
     except ValidationError as error:
-        raise SettingsError(describe_errors(error)) from None
+        raise SettingsError(describe_settings_errors(error, Settings)) from None

@@ -3,21 +3,19 @@
 from functools import lru_cache
 from typing import Any
 
+from items_core.aws_clients import create_client
 from realtime.settings import get_settings, require
 
 
 def _client(service: str, endpoint_url: str | None) -> Any:
-    # botocore directly: boto3's wrapper also imports s3transfer (cold start).
-    import botocore.session
-    from botocore.config import Config
-
     settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
+    return create_client(
+        service,
+        max_attempts=settings.aws_max_attempts,
         connect_timeout=settings.aws_timeout,
         read_timeout=settings.aws_timeout,
+        endpoint_url=endpoint_url,
     )
-    return botocore.session.get_session().create_client(service, endpoint_url=endpoint_url, config=config)
 
 
 @lru_cache

@@ -5,6 +5,8 @@ from functools import lru_cache
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from items_core.settings_errors import describe_settings_errors
+
 # API Gateway closes a WebSocket connection after 2 hours at most; a record
 # left behind by a lost $disconnect expires (TTL) a little after that.
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
@@ -50,11 +52,7 @@ def get_settings() -> RealtimeSettings:
     try:
         return RealtimeSettings()  # type: ignore[call-arg]  # the table name comes from the environment
     except ValidationError as error:
-        problems = "; ".join(
-            f"{str(problem['loc'][0]).upper() if problem['loc'] else 'configuration'}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise RealtimeSettingsError(f"invalid settings: {problems}") from None
+        raise RealtimeSettingsError(describe_settings_errors(error, RealtimeSettings)) from None
 
 
 def require(value: str | None, variable: str) -> str:

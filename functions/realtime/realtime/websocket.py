@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from items_core.bearer import bearer_token
 from items_core.messages import reply_to
 from realtime.connections import connection_store
 from realtime.settings import get_settings, require
@@ -36,8 +37,7 @@ def _token(event: dict[str, Any]) -> str | None:
     if query.get("token"):
         return str(query["token"])
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    scheme, _, token = str(headers.get("authorization") or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_token(headers.get("authorization"))
 
 
 def _refuse(status: int, reason: str, connection_id: str) -> dict[str, Any]:

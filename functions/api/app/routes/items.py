@@ -5,7 +5,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
 from app.dependencies import (
     CurrentOwner,
     CursorSignerDep,
@@ -15,7 +14,8 @@ from app.dependencies import (
     ItemStoreDep,
 )
 from app.preconditions import etag, if_none_match_hits
-from app.request_body import ExactJSONRoute
+from app.routes.request_body import ExactJSONRoute
+from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
 from items_core.models import ErrorDetail, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]

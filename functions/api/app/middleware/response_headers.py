@@ -4,7 +4,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.root_path import route_path
+from app.middleware.root_path import route_path, under_prefix
 
 _API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc load their scripts and styles from jsDelivr and run an
@@ -45,10 +45,14 @@ def request_id(scope: Scope) -> str:
 
 
 class ResponseHeadersMiddleware:
-    """Adds X-Request-ID, nosniff, HSTS, framing and content-security headers to every response."""
+    """Adds X-Request-ID, nosniff, HSTS, framing and content-security headers to every response.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Responses under `private_prefixes` (per-owner data) also get ``Cache-Control: no-store``.
+    """
+
+    def __init__(self, app: ASGIApp, *, private_prefixes: tuple[str, ...]) -> None:
         self.app = app
+        self._private = private_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +65,7 @@ class ResponseHeadersMiddleware:
                 path = route_path(scope)
                 policy = _DOCS_POLICY if path in _DOCS_PATHS else _API_POLICY
                 headers = [*message.get("headers", []), *extra, (b"content-security-policy", policy)]
-                if path == "/items" or path.startswith("/items/"):
+                if under_prefix(path, self._private):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

@@ -61,3 +61,8 @@ def route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+def under_prefix(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether `path` is one of `prefixes` or below one of them (``/items``, ``/items/3``)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)

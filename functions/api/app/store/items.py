@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
+from app.store.errors import ItemNotFound, PreconditionFailed, condition_failure_row
 from items_core.models import ItemCreate, ItemPublic
 from items_core.rows import COUNTER_SK, item_from_row, owner_pk
 
@@ -56,14 +57,6 @@ _LIVE_AND_NOT_MINE = (
 AnyVersion = Literal["*"]
 
 
-class ItemNotFound(Exception):
-    """The owner has no item with this id."""
-
-
-class PreconditionFailed(Exception):
-    """The item exists but its version is not one the client named in If-Match."""
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -77,14 +70,6 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     if item_id > MAX_ITEM_ID:
         raise ItemNotFound
     return _key(owner, item_id)
-
-
-def condition_failure_row(error: ClientError) -> dict[str, Any] | None:
-    """The current row returned with a failed condition (empty if absent), or None for other errors."""
-    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-        return None
-    item: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
-    return item
 
 
 def _written_by(row: dict[str, Any], token: str) -> bool:

@@ -4,15 +4,16 @@ The local server follows the embedded DynamoDB's change stream (moto's server
 implements DynamoDB Streams) and pushes each change to the sockets of its
 owner, with the messages items_core.messages builds for the deployed
 WebSocket API too. Deployed, API Gateway's WebSocket API serves realtime
-(functions/realtime): Mangum never passes a WebSocket to this app and runs no
-lifespan, so nothing here starts in Lambda.
+(functions/realtime), and none of this module is in the deployed artifact:
+devtools.local_app mounts it on the app for `make run` only.
 
-Switched on by LOCAL_REALTIME=true (devtools sets it); authentication is the
+Switched on by LOCAL_REALTIME=true (`make run` sets it); authentication is the
 local dev tokens, as `?token=` or an Authorization header.
 """
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -23,9 +24,12 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth import NotAuthenticated, authenticate, bearer_token
+from app.auth import NotAuthenticated, authenticate
+from app.dependencies import get_dynamodb_client
 from app.observability import get_logger
 from app.settings import get_settings
+from items_core.aws_clients import botocore_session
+from items_core.bearer import bearer_token
 from items_core.messages import OwnerChange, change_from_stream_record, reply_to
 
 # A client this far behind is disconnected (1013, "try again later") rather
@@ -123,22 +127,20 @@ class StreamFollower:
 def _clients(endpoint_url: str | None) -> tuple[Any, Any]:
     from botocore.config import Config
 
-    from app.dependencies import _session, get_dynamodb_client
-
     # Account-based endpoints mean nothing to an embedded DynamoDB (and moto's
     # in-process mock routes them to its DynamoDB, not its Streams, handler).
     config = Config(account_id_endpoint_mode="disabled")
-    streams = _session().create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
+    streams = botocore_session().create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
     return get_dynamodb_client(), streams
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Under uvicorn (never in Lambda): follow the stream while the server runs, if switched on."""
-    settings = get_settings()
-    if not settings.local_realtime:
+    if os.environ.get("LOCAL_REALTIME", "").lower() != "true":
         yield
         return
+    settings = get_settings()
     hub = Hub(asyncio.get_running_loop())
     dynamodb, streams = _clients(settings.dynamodb_endpoint_url)
     follower = StreamFollower(dynamodb, streams, settings.table_name, hub)
@@ -194,7 +196,7 @@ async def live_changes(websocket: WebSocket) -> None:
         return
     token = _token(websocket)
     try:
-        owner = authenticate(get_settings(), None, token) if token else None
+        owner = authenticate(websocket.scope, token) if token else None
     except NotAuthenticated:
         owner = None
     if owner is None:

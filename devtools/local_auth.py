@@ -1,8 +1,8 @@
-"""Local auth mode: bearer tokens signed with a local key, for `make run` and `sam local`.
+"""Local dev tokens: HS256 bearer tokens signed with this checkout's key, for `make run`.
 
-Deployed, API Gateway's JWT authorizer verifies tokens and this module is never
-imported. Locally there is no API Gateway (and `sam local` skips JWT
-authorizers), so when AUTH_MODE=local the app verifies HS256 tokens itself.
+Deployed, API Gateway's JWT authorizer verifies tokens and this module is not
+in the artifact. Locally there is no API Gateway, so devtools.local_app builds
+the app with a verifier of these tokens.
 """
 
 import time
@@ -12,6 +12,7 @@ import jwt
 ISSUER = "items-api-local"
 AUDIENCE = "items-api-local"
 ALGORITHM = "HS256"
+MIN_SECRET_LENGTH = 32
 
 
 def issue_token(secret: str, owner: str, *, owner_claim: str = "sub", ttl_seconds: int = 12 * 3600) -> str:

@@ -1,4 +1,4 @@
-"""Idempotency-Key (IETF httpapi idempotency-key draft) for POST, PUT, PATCH and DELETE on /items.
+"""Idempotency records (IETF httpapi idempotency-key draft): the key, its claim, its stored response.
 
 Why not Powertools' idempotency utility: it makes a *function* idempotent and
 replays that function's return value. Here the unit is an HTTP request: the
@@ -33,30 +33,19 @@ import hashlib
 import json
 import math
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi_json import send_json, send_raw
-from app.auth import NotAuthenticated, authenticate, bearer_token
-from app.dependencies import get_dynamodb_client
-from app.observability import get_logger
-from app.response_headers import request_id
-from app.root_path import route_path
-from app.settings import get_settings
-from app.storage import condition_failure_row
+from app.store.errors import condition_failure_row
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-HEADER = b"idempotency-key"
 RECORD_TTL_SECONDS = 24 * 3600
 DEFAULT_LOCK_SECONDS = 30
 MAX_KEY_LENGTH = 255
-_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "COMPLETED"
 
@@ -232,143 +221,3 @@ class IdempotencyStore:
         except ClientError as error:
             if condition_failure_row(error) is None:
                 raise
-
-
-async def _key_error(send: Send, message: str, error_type: str) -> None:
-    # The shape of FastAPI's validation errors, as the OpenAPI document declares for 422.
-    error = {"type": error_type, "loc": ["header", "idempotency-key"], "msg": message}
-    await send_json(send, 422, {"detail": [error]})
-
-
-class IdempotencyMiddleware:
-    """Applies Idempotency-Key to the write routes of /items (pure ASGI, innermost)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_key = self._raw_key(scope)
-        if raw_key is None:
-            await self.app(scope, receive, send)
-            return
-        settings = get_settings()
-        headers = dict(scope["headers"])
-        bearer = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-        try:
-            owner = authenticate(settings, scope.get("aws.event"), bearer)
-        except NotAuthenticated:
-            await self.app(scope, receive, send)  # the app answers 401; nothing to remember
-            return
-        try:
-            key = parse_key(raw_key)
-        except InvalidKey as error:
-            await _key_error(send, f"Idempotency-Key {error}", "value_error")
-            return
-
-        body = await self._read_body(receive)
-        fingerprint = hashlib.sha256(headers.get(b"if-match", b"") + b"\n" + body).hexdigest()
-        store = IdempotencyStore(get_dynamodb_client(), settings.table_name)
-        record_key = store.record_key(owner, scope["method"], route_path(scope), key)
-        token = uuid.uuid4().hex
-        result = store.claim(record_key, fingerprint, token, self._lock_seconds(scope))
-        if isinstance(result, Replay):
-            replayed = result.response
-            await send_raw(
-                send, replayed.status, [*replayed.headers, (b"idempotent-replayed", b"true")], replayed.body
-            )
-            return
-        if isinstance(result, Mismatch):
-            message = "Idempotency-Key was already used with a different request body"
-            await _key_error(send, message, "idempotency_key_reused")
-            return
-        if isinstance(result, InProgress):
-            detail = "A request with this Idempotency-Key is still in progress"
-            extra = [(b"retry-after", str(result.retry_after).encode())]
-            await send_json(send, 409, {"detail": detail}, extra)
-            return
-        await self._run_claimed(scope, body, send, store, record_key, token)
-
-    async def _run_claimed(
-        self,
-        scope: Scope,
-        body: bytes,
-        send: Send,
-        store: IdempotencyStore,
-        record_key: dict[str, Any],
-        token: str,
-    ) -> None:
-        start: Message = {}
-        chunks: list[bytes] = []
-
-        async def receive_body() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        try:
-            await self.app(scope, receive_body, capture)
-        except Exception:
-            # Give the key back so a retry runs again. This is the request's last
-            # call either way (complete or release), so the retry budget holds.
-            self._release_quietly(store, record_key, token, scope)
-            raise
-        response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
-        if response.status >= 500:
-            self._release_quietly(store, record_key, token, scope)
-        else:
-            try:
-                store.complete(record_key, token, response)
-            except Exception:
-                # The change happened: say so. A repeat after the lock lapses runs again.
-                get_logger().warning(
-                    "Could not record an idempotent response",
-                    exc_info=True,
-                    extra={"request_id": request_id(scope)},
-                )
-        await send_raw(send, response.status, response.headers, response.body)
-
-    @staticmethod
-    def _release_quietly(
-        store: IdempotencyStore, record_key: dict[str, Any], token: str, scope: Scope
-    ) -> None:
-        try:
-            store.release(record_key, token)
-        except Exception:
-            get_logger().warning(
-                "Could not release an idempotency key", exc_info=True, extra={"request_id": request_id(scope)}
-            )
-
-    @staticmethod
-    def _raw_key(scope: Scope) -> bytes | None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS:
-            return None
-        path = route_path(scope)
-        if not (path == "/items" or path.startswith("/items/")):
-            return None
-        for name, value in scope["headers"]:
-            if name == HEADER:
-                return bytes(value)
-        return None
-
-    @staticmethod
-    async def _read_body(receive: Receive) -> bytes:
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    @staticmethod
-    def _lock_seconds(scope: Scope) -> float:
-        # Hold the key for as long as this invocation may still run.
-        context = scope.get("aws.context")
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        if callable(remaining):
-            return max(1.0, float(remaining()) / 1000)
-        return DEFAULT_LOCK_SECONDS

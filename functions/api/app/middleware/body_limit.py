@@ -2,7 +2,7 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.asgi_json import send_json
+from app.middleware.asgi_json import send_json
 
 MAX_BODY_BYTES = 16 * 1024
 _TOO_LARGE = {"detail": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}
