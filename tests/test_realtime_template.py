@@ -9,7 +9,7 @@ import pytest
 from devtools.template import REPO_ROOT, load_template
 from realtime import aws, notifier, websocket
 from tests.conftest import LambdaContext
-from tests.realtime_fixtures import Issuer, connect, item_row, stream_record, ws_event
+from tests.realtime_fixtures import CONNECTIONS_TABLE, Issuer, connect, item_row, stream_record, ws_event
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +131,22 @@ def test_realtime_function_is_granted_exactly_what_it_calls(
 
 
 def test_notifier_is_granted_exactly_what_it_calls(
-    template: dict[str, Any], recorded: list[str], issuer: Issuer
+    template: dict[str, Any], recorded: list[str], issuer: Issuer, realtime: Any
 ) -> None:
     connect(issuer, "c1", "alice")
+    # A connection whose token has expired: the notifier closes it (DeleteConnection).
+    connect(issuer, "c0", "alice")
+    realtime.update_item(
+        TableName=CONNECTIONS_TABLE,
+        Key={"owner": {"S": "alice"}, "connection_id": {"S": "c0"}},
+        UpdateExpression="SET token_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
     recorded.clear()
     from botocore.stub import Stubber
 
     stubber = Stubber(aws.management_api())
+    stubber.add_response("delete_connection", {})
     stubber.add_response("post_to_connection", {})
     stubber.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410)
     with stubber:
@@ -152,9 +161,12 @@ def test_notifier_is_granted_exactly_what_it_calls(
         "dynamodb:ListStreams",
     }  # Lambda's event source mapping reads the stream for it
     assert data_plane | stream_read == _granted(statements, "dynamodb:")
-    assert {"execute-api:PostToConnection"} <= set(recorded)
+    assert {"execute-api:PostToConnection", "execute-api:DeleteConnection"} <= set(recorded)
     manage = [s for s in statements if s["Action"] == ["execute-api:ManageConnections"]]
-    assert manage[0]["Resource"]["Fn::Sub"].endswith(":${WebSocketApi}/live/POST/@connections/*")
+    assert [resource["Fn::Sub"].rsplit(":", 1)[1] for resource in manage[0]["Resource"]] == [
+        "${WebSocketApi}/live/POST/@connections/*",
+        "${WebSocketApi}/live/DELETE/@connections/*",
+    ]
     # Nothing else: only ListStreams (which has no resource-level form) names every resource.
     assert [s["Action"] for s in statements if s["Resource"] == "*"] == [["dynamodb:ListStreams"]]
     assert {s["Resource"]["Fn::GetAtt"] for s in statements if "Fn::GetAtt" in str(s["Resource"])} == {

@@ -171,6 +171,7 @@ def test_alarms_cover_the_failure_modes_and_notify(template: dict[str, Any]) -> 
         "LatencyP99Alarm",
         "NotifierIteratorAgeAlarm",
         "NotifierFailuresAlarm",
+        "NotifierConnectionFailuresAlarm",
     }
     topic = {"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
     for name, alarm in alarms.items():

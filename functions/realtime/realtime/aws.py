@@ -12,8 +12,8 @@ def _client(service: str, endpoint_url: str | None) -> Any:
     return create_client(
         service,
         max_attempts=settings.aws_max_attempts,
-        connect_timeout=settings.aws_timeout,
-        read_timeout=settings.aws_timeout,
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
         endpoint_url=endpoint_url,
     )
 

@@ -4,11 +4,14 @@ Table (template.yaml, ConnectionsTable): ``owner`` (S) partition key and
 ``connection_id`` (S) sort key, so the notifier finds an owner's connections
 with one Query; the ``by-connection`` index (keys only) finds the owner of a
 connection for ``$disconnect``, whose event names only the connection.
-``expires_at`` (TTL) removes records whose ``$disconnect`` never came.
+``expires_at`` (TTL) removes records whose ``$disconnect`` never came;
+``token_expires_at`` is the `exp` of the token the connection was opened with:
+the notifier closes a connection whose token has expired instead of posting to it.
 """
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +21,18 @@ from realtime.settings import get_settings
 CONNECTION_INDEX = "by-connection"
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One open connection of an owner."""
+
+    connection_id: str
+    token_expires_at: int | None  # None: recorded before tokens ended connections
+
+    def token_expired(self, now: float) -> bool:
+        """Whether the token this connection was opened with has expired."""
+        return self.token_expires_at is not None and self.token_expires_at <= now
+
+
 class ConnectionStore:
     """Every call the realtime functions make on the connections table."""
 
@@ -25,8 +40,8 @@ class ConnectionStore:
         self._client = client
         self._table = table_name
 
-    def add(self, owner: str, connection_id: str, ttl_seconds: int) -> None:
-        """Record a new connection of this owner."""
+    def add(self, owner: str, connection_id: str, ttl_seconds: int, token_expires_at: int) -> None:
+        """Record a new connection of this owner, opened with a token valid until `token_expires_at`."""
         now = int(time.time())
         self._client.put_item(
             TableName=self._table,
@@ -35,24 +50,26 @@ class ConnectionStore:
                 "connection_id": {"S": connection_id},
                 "connected_at": {"N": str(now)},
                 "expires_at": {"N": str(now + ttl_seconds)},
+                "token_expires_at": {"N": str(token_expires_at)},
             },
         )
 
-    def of_owner(self, owner: str) -> Iterator[str]:
-        """The owner's connection ids (a Query, page by page; never a Scan)."""
+    def of_owner(self, owner: str) -> Iterator[Connection]:
+        """The owner's connections (a Query, page by page; never a Scan)."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#owner = :owner",
             "ExpressionAttributeNames": {"#owner": "owner"},
             "ExpressionAttributeValues": {":owner": {"S": owner}},
-            "ProjectionExpression": "connection_id",
+            "ProjectionExpression": "connection_id, token_expires_at",
             # A connection recorded a moment ago must receive the next change.
             "ConsistentRead": True,
         }
         while True:
             response = self._client.query(**request)
             for row in response["Items"]:
-                yield row["connection_id"]["S"]
+                expiry = row.get("token_expires_at")
+                yield Connection(row["connection_id"]["S"], int(expiry["N"]) if expiry else None)
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

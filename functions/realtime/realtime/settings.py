@@ -29,8 +29,25 @@ class RealtimeSettings(BaseSettings):
     connection_ttl_seconds: int = Field(default=DEFAULT_CONNECTION_TTL_SECONDS, ge=7200, le=86400)
     # The notifier posts through the API Gateway Management API of the WebSocket stage.
     websocket_management_url: str | None = None
-    aws_max_attempts: int = Field(default=3, ge=1, le=10)
-    aws_timeout: float = Field(default=2.0, gt=0, le=10)
+    # Retries and timeouts, sized to the functions' timeouts (see worst_case_call_seconds and
+    # connect_budget_seconds; tests/test_realtime_template.py checks them against template.yaml).
+    aws_max_attempts: int = Field(default=2, ge=1, le=10, description="an integer from 1 to 10")
+    aws_connect_timeout: float = Field(
+        default=0.5, gt=0, le=10, description="seconds, above 0 and at most 10"
+    )
+    aws_read_timeout: float = Field(default=1.0, gt=0, le=10, description="seconds, above 0 and at most 10")
+    # OIDC discovery and the JWKS, each fetched at most once per $connect.
+    http_timeout: float = Field(default=1.5, gt=0, le=10, description="seconds, above 0 and at most 10")
+
+    def worst_case_call_seconds(self) -> float:
+        """The longest one AWS call can take: every attempt times out, with maximal throttling backoff."""
+        attempts = self.aws_max_attempts
+        waiting = attempts * (self.aws_connect_timeout + self.aws_read_timeout)
+        return waiting + sum(min(2.0**i, 20.0) for i in range(attempts - 1))
+
+    def connect_budget_seconds(self) -> float:
+        """The longest `$connect` can take: discovery and JWKS fetches, then one PutItem."""
+        return 2 * self.http_timeout + self.worst_case_call_seconds()
 
     @field_validator("jwt_issuer")
     @classmethod

@@ -20,6 +20,9 @@ from realtime.settings import get_settings, require
 from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier
 
 logger = Logger(service="items-realtime")
+MISSING_TOKEN = "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>"  # noqa: S105 - a message
+# The same for every invalid token: which check failed is logged, never told to the client.
+INVALID_TOKEN = "invalid or expired token"  # noqa: S105 - a message
 
 
 @lru_cache
@@ -29,7 +32,9 @@ def verifier() -> TokenVerifier:
     issuer = require(settings.jwt_issuer, "JWT_ISSUER")
     audiences = settings.audiences()
     require(",".join(audiences), "JWT_AUDIENCE")
-    return TokenVerifier(issuer, audiences, settings.owner_claim, settings.jwks_url)
+    return TokenVerifier(
+        issuer, audiences, settings.owner_claim, settings.jwks_url, timeout=settings.http_timeout
+    )
 
 
 def _token(event: dict[str, Any]) -> str | None:
@@ -40,11 +45,18 @@ def _token(event: dict[str, Any]) -> str | None:
     return bearer_token(headers.get("authorization"))
 
 
-def _refuse(status: int, reason: str, connection_id: str) -> dict[str, Any]:
+def _refuse(event: dict[str, Any], status: int, body: str, reason: str) -> dict[str, Any]:
+    """The handshake's refusal: a body that says what to do, the precise reason only in the log."""
+    context = event["requestContext"]
     logger.info(
-        "connection refused", extra={"status": status, "reason": reason, "connection_id": connection_id}
+        "connection refused",
+        extra={"status": status, "reason": reason, "connection_id": context["connectionId"]},
     )
-    return {"statusCode": status, "body": reason}
+    return {
+        "statusCode": status,
+        "headers": {"X-Request-ID": str(context.get("requestId", ""))},
+        "body": body,
+    }
 
 
 def on_connect(event: dict[str, Any]) -> dict[str, Any]:
@@ -52,15 +64,17 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
     connection_id = event["requestContext"]["connectionId"]
     token = _token(event)
     if token is None:
-        return _refuse(401, "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>", connection_id)
+        return _refuse(event, 401, MISSING_TOKEN, "no token")
     try:
-        owner = verifier().owner(token)
+        verified = verifier().verify(token)
     except InvalidToken as error:
-        return _refuse(401, f"invalid token: {error}", connection_id)
+        return _refuse(event, 401, INVALID_TOKEN, str(error))
     except KeysUnavailable:
         logger.exception("token keys unavailable", extra={"connection_id": connection_id})
         return {"statusCode": 503, "body": "cannot verify tokens right now; retry"}
-    connection_store().add(owner, connection_id, get_settings().connection_ttl_seconds)
+    connection_store().add(
+        verified.owner, connection_id, get_settings().connection_ttl_seconds, verified.expires_at
+    )
     logger.info("connected", extra={"connection_id": connection_id})
     return {"statusCode": 200}
 
