@@ -14,8 +14,10 @@ PYTHON313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 DEV_PATH := PYTHONPATH=functions/api:layers/shared
+DOCS_ASSETS := functions/api/app/docs_assets/redoc.standalone.js
 
-USER ?= alice
+# The owner of `make token`'s token; not USER, which every shell sets to the login name.
+OWNER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
 
@@ -32,16 +34,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## create .venv and install the pinned dependencies
+install: $(STAMP) $(DOCS_ASSETS) ## create .venv and install the pinned dependencies
 
-run: $(STAMP) ## serve the API on http://127.0.0.1:8000 with an embedded DynamoDB
+# Swagger UI and ReDoc for /docs and /redoc: pinned npm packages, checksums verified (git-ignored copy).
+$(DOCS_ASSETS): devtools/docs_assets.py
+	$(PYTHON) -m devtools.docs_assets
+
+run: $(STAMP) $(DOCS_ASSETS) ## serve the API on http://127.0.0.1:8000 with an embedded DynamoDB
 	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT)
 
 dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.json (for sam local)
 	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port 8001 --sam-endpoint-host $(SAM_ENDPOINT_HOST)
 
-token: $(STAMP) ## print a local bearer token: make token USER=alice
-	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(USER)"
+token: $(STAMP) ## print a local bearer token: make token OWNER=alice
+	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(OWNER)"
 
 test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, sam validate, checkov, pytest
 
@@ -75,11 +81,11 @@ lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --l
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(DOCS_ASSETS)
 	$(BIN)/python -m pytest
 
-fuzz: $(STAMP) ## schemathesis with 2,000 examples per operation and owner
-	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_schemathesis.py
+fuzz: $(STAMP) $(DOCS_ASSETS) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
+	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
 
 smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]
 	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]"; exit 2; }

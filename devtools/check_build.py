@@ -60,6 +60,15 @@ def dev_only_problems(root: Path, name: str = "ApiFunction") -> list[str]:
     return found
 
 
+def _docs_asset_problems(folder: Path) -> list[str]:
+    names = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon-32x32.png")
+    return [
+        f"ApiFunction: the docs pages' {name} is missing from app/docs_assets"
+        for name in names
+        if not (folder / name).is_file()
+    ]
+
+
 def problems(python313_magic: bytes) -> list[str]:
     found = []
     for name, root in ARTIFACTS.items():
@@ -95,6 +104,7 @@ def problems(python313_magic: bytes) -> list[str]:
     arm64 = list(ARTIFACTS["DependenciesLayer"].rglob("*cpython-313-aarch64-linux-gnu.so"))
     if not arm64:
         found.append("DependenciesLayer: no compiled extension for cpython-313 on aarch64 (pydantic_core)")
+    found += _docs_asset_problems(ARTIFACTS["ApiFunction"] / "app" / "docs_assets")
     realtime = ARTIFACTS["RealtimeFunction"]
     if not list(realtime.glob("cryptography/hazmat/bindings/_rust*.so")):
         found.append("RealtimeFunction: no cryptography backend (PyJWT cannot verify RS256 tokens)")

@@ -1,4 +1,4 @@
-"""`make token USER=alice`: print a local-mode bearer token for that owner."""
+"""`make token OWNER=alice`: print a local dev token for that owner."""
 
 import argparse
 import os

@@ -8,17 +8,28 @@ from devtools.template import REPO_ROOT
 
 LOCAL_DIR = REPO_ROOT / ".local"
 SECRET_FILE = LOCAL_DIR / "jwt-secret"
+CURSOR_KEY_FILE = LOCAL_DIR / "cursor-key"
 LOCAL_TABLE_NAME = "items-local"
 LOCAL_REGION = "us-east-1"
 
 
-def local_jwt_secret() -> str:
-    """This checkout's dev signing key, generated on first use and kept in .local/ (git-ignored)."""
-    if not SECRET_FILE.exists():
+def _checkout_secret(path: Path) -> str:
+    """A random secret of this checkout, generated on first use and kept in .local/ (git-ignored)."""
+    if not path.exists():
         LOCAL_DIR.mkdir(exist_ok=True)
-        SECRET_FILE.touch(mode=0o600)
-        SECRET_FILE.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-    return SECRET_FILE.read_text(encoding="utf-8").strip()
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def local_jwt_secret() -> str:
+    """This checkout's dev-token signing key."""
+    return _checkout_secret(SECRET_FILE)
+
+
+def local_cursor_key() -> str:
+    """This checkout's cursor signing key: cursors survive a reload or restart of `make run`."""
+    return _checkout_secret(CURSOR_KEY_FILE)
 
 
 def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
@@ -27,6 +38,7 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
         "TABLE_NAME": LOCAL_TABLE_NAME,
         "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
         "LOCAL_JWT_SECRET": local_jwt_secret(),
+        "CURSOR_SIGNING_KEY": local_cursor_key(),
         # The embedded DynamoDB accepts any credentials; fixed fake ones make
         # sure real credentials of the developer are never sent anywhere.
         "AWS_ACCESS_KEY_ID": "local",

@@ -15,6 +15,7 @@ import uvicorn
 from moto.server import ThreadedMotoServer
 
 from devtools.local_env import LOCAL_DIR, LOCAL_TABLE_NAME, apply, ensure_dir, local_environment
+from devtools.logs import quiet_embedded_dynamodb, uvicorn_log_config
 from devtools.template import REPO_ROOT, create_table, function_entry, load_template
 
 HOST = "127.0.0.1"
@@ -22,6 +23,7 @@ HOST = "127.0.0.1"
 
 def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
     """Start moto's server and create the table from template.yaml."""
+    quiet_embedded_dynamodb()
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"DynamoDB (embedded) on {endpoint}, table {LOCAL_TABLE_NAME}", flush=True)
         print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
-        print("Token:    make token USER=alice   then  Authorization: Bearer <token>", flush=True)
+        print("Token:    make token OWNER=alice   then  Authorization: Bearer <token>", flush=True)
         print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)
         task_root, _handler = function_entry(load_template())
         uvicorn.run(
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             reload=not args.no_reload,
             reload_dirs=[str(task_root), str(REPO_ROOT / "layers" / "shared"), str(REPO_ROOT / "devtools")],
             log_level="info",
+            log_config=uvicorn_log_config(),
         )
         return 0
     finally:

@@ -18,7 +18,7 @@ from app import dependencies, settings
 from devtools.template import create_table, function_entry, load_template
 from tests.faults import FaultInjector, injected_faults
 
-pytest_plugins = ["tests.realtime_fixtures"]
+pytest_plugins = ["tests.realtime_fixtures", "tests.local_server"]
 
 EVENTS = Path(__file__).parent / "events"
 TABLE_NAME = "items-test"

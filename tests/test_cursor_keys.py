@@ -72,3 +72,27 @@ def test_configured_keys(monkeypatch: pytest.MonkeyPatch, environment: None) -> 
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         CursorSigner(b"short")
+
+
+def test_make_runs_cursor_key_is_kept_per_checkout(
+    monkeypatch: pytest.MonkeyPatch, local_app: Any, auth: Auth
+) -> None:
+    """A reload of `make run` (a new process) still accepts the cursors the last one signed."""
+    from app import dependencies, settings
+    from devtools.local_env import local_environment
+
+    first, second = local_environment("http://a"), local_environment("http://b")
+    assert first["CURSOR_SIGNING_KEY"] == second["CURSOR_SIGNING_KEY"]
+    assert len(first["CURSOR_SIGNING_KEY"]) >= 32
+    monkeypatch.setenv("CURSOR_SIGNING_KEY", first["CURSOR_SIGNING_KEY"])
+    settings.get_settings.cache_clear()
+    dependencies.get_cursor_signer.cache_clear()
+    with TestClient(local_app) as client:
+        for name in ("a", "b"):
+            client.post("/items", json={"name": name, "price": 1}, headers=auth("alice"))
+        cursor = client.get("/items?limit=1", headers=auth("alice")).json()["next_cursor"]
+        dependencies.get_cursor_signer.cache_clear()  # what a reload does: a new process
+        settings.get_settings.cache_clear()
+        page = client.get("/items", params={"limit": 1, "cursor": cursor}, headers=auth("alice"))
+    assert page.status_code == 200, page.text
+    assert [item["name"] for item in page.json()["items"]] == ["b"]

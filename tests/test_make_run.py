@@ -6,74 +6,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
 
 from devtools.template import REPO_ROOT
-
-STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run_module(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603 - fixed argv, our own modules
-        [sys.executable, "-m", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal gives `make run`
-    )
-
-
-@pytest.fixture
-def dev_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "AUTH_", "LOCAL_JWT"))}
-    env["PYTHONPATH"] = "functions/api:layers/shared"
-    return env
-
-
-@pytest.fixture
-def server(dev_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
-    """The same command `make run` runs (autoreload included), on free ports."""
-    port, dynamodb_port = free_port(), free_port()
-    process = run_module(
-        "devtools.run", "--port", str(port), "--dynamodb-port", str(dynamodb_port), env=dev_env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "make run did not serve /health in time"
-            time.sleep(0.2)
-        yield process, base, dynamodb_port
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()  # reap it and close its pipe
+from tests.local_server import Server
 
 
 def dev_token(owner: str, env: dict[str, str]) -> str:
-    """What `make token USER=owner` prints."""
+    """What `make token OWNER=owner` prints."""
     return subprocess.run(  # noqa: S603
         [sys.executable, "-m", "devtools.dev_token", owner],
         cwd=REPO_ROOT,
@@ -84,14 +26,31 @@ def dev_token(owner: str, env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
+def test_make_token_names_the_owner_not_the_login(dev_env: dict[str, str]) -> None:
+    import jwt
+
+    def token(*args: str) -> dict[str, object]:
+        printed = subprocess.run(  # noqa: S603
+            ["make", "-s", "token", *args],  # noqa: S607 - make from PATH, as a developer runs it
+            cwd=REPO_ROOT,
+            env={**dev_env, "USER": "carol", "LOGNAME": "carol"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        claims: dict[str, object] = jwt.decode(printed, options={"verify_signature": False})
+        return claims
+
+    assert token()["sub"] == "alice"
+    assert token("OWNER=bob")["sub"] == "bob"
+
+
 def port_is_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_make_run_serves_and_stops(
-    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
-) -> None:
+def test_make_run_serves_and_stops(server: tuple[Server, str, int], dev_env: dict[str, str]) -> None:
     process, base, dynamodb_port = server
     assert httpx.get(f"{base}/health").json() == {"status": "ok"}
     assert httpx.get(f"{base}/docs").status_code == 200
@@ -107,7 +66,7 @@ def test_make_run_serves_and_stops(
     assert port_is_open(dynamodb_port)
 
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the whole foreground group
-    output, _ = process.communicate(timeout=30)
+    output = process.output()
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{base.rsplit(':', 1)[1]}/docs" in output
     assert "make token" in output
@@ -116,9 +75,7 @@ def test_make_run_serves_and_stops(
     assert not port_is_open(int(base.rsplit(":", 1)[1]))
 
 
-def test_smoke_test_passes_against_make_run(
-    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
-) -> None:
+def test_smoke_test_passes_against_make_run(server: tuple[Server, str, int], dev_env: dict[str, str]) -> None:
     """The deploy pipeline's smoke step, run here against the local server."""
     _, base, _ = server
     token = dev_token("smoke", dev_env)
@@ -158,7 +115,7 @@ def test_smoke_test_passes_against_make_run(
 
 
 def test_make_run_pushes_changes_over_ws_to_their_owner(
-    server: tuple[subprocess.Popen[str], str, int], dev_env: dict[str, str]
+    server: tuple[Server, str, int], dev_env: dict[str, str]
 ) -> None:
     import json
 
@@ -185,3 +142,14 @@ def test_make_run_pushes_changes_over_ws_to_their_owner(
         assert (second["type"], second["version"], second["item"]["price"]) == ("item.updated", 2, 6)
         bob_socket.send(json.dumps({"action": "ping"}))
         assert json.loads(bob_socket.recv(timeout=5)) == {"type": "pong"}  # and nothing of alice's
+
+    # The console: the app's lines and uvicorn's, never a token, and not moto's stream polling.
+    process = server[0]
+    time.sleep(1)  # five polls of the stream follower while idle
+    os.killpg(process.pid, signal.SIGINT)
+    output = process.output()
+    assert alice not in output
+    assert bob not in output
+    assert "/ws?token=<redacted>" in output
+    moto_lines = [line for line in output.splitlines() if '"POST / HTTP/1.1"' in line]
+    assert moto_lines == []

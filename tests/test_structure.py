@@ -81,6 +81,7 @@ def test_the_middleware_order_is_written_once_and_applied_as_written(app: FastAP
         "RequestLogMiddleware",
         "ResponseHeadersMiddleware",
         "UnhandledErrorMiddleware",
+        "HeadMiddleware",
         "BodyLimitMiddleware",
         "IdempotencyMiddleware",
     ]

@@ -1,18 +1,20 @@
 """Every FastAPI dependency, as `Annotated` aliases that route signatures use."""
 
 import json
+import re
 import secrets
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
+from pydantic import BeforeValidator
 
 from app.auth import authenticate
 from app.preconditions import parse_if_match
 from app.settings import get_settings
 from app.store.cursor import CursorSigner
-from app.store.items import AnyVersion, ItemStore
+from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import create_client
 from items_core.bearer import bearer_token
 
@@ -107,7 +109,34 @@ class BearerOwner(HTTPBearer):
 
 get_owner = BearerOwner()
 CurrentOwner = Annotated[str, Depends(get_owner)]
-ItemId = Annotated[int, Path(ge=1, description="The item's id, an integer >= 1.")]
+_CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def canonical_int(maximum: int) -> BeforeValidator:
+    """A path or query integer exactly as the API writes it: decimal digits, no sign, leading zero or space.
+
+    Python's int() also takes "01", " 1", "1_0" and "+1": every spelling of one
+    number would otherwise name the same item (and the same cache entry).
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if not _CANONICAL_DECIMAL.fullmatch(value):
+                raise ValueError(
+                    "must be written in decimal digits, without sign, leading zero or space (e.g. 42)"
+                )
+            if len(value) > len(str(maximum)) or int(value) > maximum:
+                raise ValueError(f"must be at most {maximum}")
+        return value
+
+    return BeforeValidator(check)
+
+
+ItemId = Annotated[
+    int,
+    Path(ge=1, le=MAX_ITEM_ID, description="The item's id: decimal digits, no leading zero, at least 1."),
+    canonical_int(MAX_ITEM_ID),  # after Path, so the schema keeps minimum and maximum
+]
 
 
 async def get_if_match(
@@ -129,6 +158,10 @@ async def idempotency_key_header(
         str | None,
         Header(
             alias="Idempotency-Key",
+            # Documented here, enforced by IdempotencyMiddleware (which also takes a
+            # quoted Structured Field string): printable ASCII, no outer space (HTTP
+            # strips it), and not the empty quoted string.
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": '^(?!""$)[!-~]([ -~]*[!-~])?$'},
             description=(
                 "Makes a retry safe: a repeat with the same key and body within 24 h replays the first "
                 "response (with `Idempotent-Replayed: true`); 1-255 printable ASCII characters."

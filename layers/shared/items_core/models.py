@@ -1,5 +1,6 @@
 """The item model: what clients send and what they get back (the REST API and realtime messages)."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -20,9 +21,40 @@ MAX_QUANTITY = 1_000_000_000
 MAX_TAGS = 20
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
+# Text rules, written once as JSON Schema patterns (the OpenAPI document
+# publishes them) and checked with the same expressions here.
+# C0 and C1 control characters, NUL included.
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+# Whitespace and the invisible characters of Unicode's Default_Ignorable_Code_Point (soft hyphen,
+# zero-width space/joiners, bidi controls, word joiner, variation selectors, BOM, Hangul fillers),
+# plus the blank braille pattern and the interlinear annotation marks.
+_INVISIBLE = (
+    "\\s\\u00ad\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f"
+    "\\u202a-\\u202e\\u2060-\\u206f\\u2800\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff0-\\ufffb"
+)
+VISIBLE_TEXT_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_INVISIBLE}][^{_CONTROL}]*$"
+"""A name or tag: no control character, and at least one character that is neither blank nor invisible."""
+DESCRIPTION_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+"""A description: no control character but tab, line feed and carriage return."""
+_CONTROLS = re.compile(f"[{_CONTROL}]")
+_VISIBLE = re.compile(f"[^{_CONTROL}{_INVISIBLE}]")
+# Default_Ignorable code points beyond the Basic Multilingual Plane (tag characters,
+# variation selectors supplement, ...): not expressible in a portable JSON Schema pattern.
+_ASTRAL_INVISIBLE = re.compile("[\\U0001bca0-\\U0001bca3\\U0001d173-\\U0001d17a\\U000e0000-\\U000e0fff]")
+
+
+def _visible_text(value: str) -> str:
+    if _CONTROLS.search(value):
+        raise ValueError("must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    visible = [char for char in _VISIBLE.findall(value) if not _ASTRAL_INVISIBLE.match(char)]
+    if not visible:
+        raise ValueError("must not be blank: it has only whitespace or invisible characters")
+    return value
+
+
+def _description_text(value: str) -> str:
+    if any(char not in "\t\n\r" for char in _CONTROLS.findall(value)):
+        raise ValueError("must not contain control characters other than tab, line feed and carriage return")
     return value
 
 
@@ -46,8 +78,31 @@ def _price_to_json(price: Decimal) -> int | float:
     return int(price) if price == price.to_integral_value() else float(price)
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_not_blank)]
-Description = Annotated[str, StringConstraints(max_length=2000)]
+def _whole_number(value: Any) -> Any:
+    # A JSON number with a zero fraction (7.0, 7e2) is an integer in JSON Schema;
+    # the request parser hands it over as a Decimal. A fraction, a string or a
+    # boolean stays an error (strict mode refuses them).
+    if isinstance(value, Decimal) and value.is_finite():
+        if value.adjusted() > 18:  # far beyond any limit; never expanded into a huge int
+            raise ValueError("must be at most 1000000000")
+        if value != value.to_integral_value():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_visible_text),
+    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}),
+]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_description_text),
+    Field(json_schema_extra={"pattern": DESCRIPTION_PATTERN}),
+]
 Price = Annotated[
     Decimal,
     BeforeValidator(_json_number),
@@ -58,13 +113,22 @@ Price = Annotated[
             "type": "number",
             "minimum": 0,
             "maximum": int(MAX_PRICE),
+            "multipleOf": 0.01,
             "description": "At most 2 decimal places; parsed and stored exactly.",
         }
     ),
 ]
-Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_not_blank)]
-Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct)]
+# The validator after Field, so the schema keeps minimum and maximum.
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY), BeforeValidator(_whole_number)]
+Tag = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50),
+    AfterValidator(_visible_text),
+    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}),
+]
+Tags = Annotated[
+    list[Tag], Field(max_length=MAX_TAGS, json_schema_extra={"uniqueItems": True}), AfterValidator(_distinct)
+]
 
 _REQUEST_CONFIG = ConfigDict(strict=True, extra="forbid")
 

@@ -6,6 +6,7 @@ May import settings, auth, observability, dependencies and store; never routes o
 from starlette.middleware import Middleware
 
 from app.middleware.body_limit import BodyLimitMiddleware
+from app.middleware.head import HeadMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_log import RequestLogMiddleware
 from app.middleware.response_headers import ResponseHeadersMiddleware
@@ -26,6 +27,8 @@ STACK = [
     Middleware(ResponseHeadersMiddleware, private_prefixes=RESOURCE_PREFIXES),
     # Anything that escaped the app: 503 (AWS unavailable) or a generic 500.
     Middleware(UnhandledErrorMiddleware),
+    # HEAD is routed as GET; only the body is left out.
+    Middleware(HeadMiddleware),
     # 413 before anything reads the body.
     Middleware(BodyLimitMiddleware),
     # Innermost: a replay answers before the app runs again.

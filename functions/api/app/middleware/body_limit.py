@@ -5,6 +5,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.middleware.asgi_json import send_json
 
 MAX_BODY_BYTES = 16 * 1024
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _TOO_LARGE = {"detail": f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"}
 
 
@@ -19,7 +20,8 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Only these methods have routes that read a body; any other is never read.
+        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

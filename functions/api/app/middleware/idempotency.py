@@ -14,7 +14,7 @@ from app.auth import NotAuthenticated, authenticate
 from app.dependencies import get_dynamodb_client
 from app.middleware.asgi_json import send_json, send_raw
 from app.middleware.response_headers import request_id
-from app.middleware.root_path import route_path, under_prefix
+from app.middleware.root_path import route_path, serves, under_prefix
 from app.observability import get_logger
 from app.settings import get_settings
 from app.store.idempotency import (
@@ -30,6 +30,8 @@ from app.store.idempotency import (
 from items_core.bearer import bearer_token
 
 HEADER = b"idempotency-key"
+
+
 _METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -145,8 +147,10 @@ class IdempotencyMiddleware:
     def _raw_key(self, scope: Scope) -> bytes | None:
         if scope["type"] != "http" or scope["method"] not in _METHODS:
             return None
-        if not under_prefix(route_path(scope), self._prefixes):
-            return None
+        if not under_prefix(route_path(scope), self._prefixes) or not serves(
+            scope.get("app"), scope, scope["method"]
+        ):
+            return None  # the app answers 404 or 405: the method and path are judged before any header
         for name, value in scope["headers"]:
             if name == HEADER:
                 return bytes(value)

@@ -27,6 +27,7 @@ class RequestLogMiddleware:
             return
         start = time.perf_counter()
         scope.setdefault("state", {})
+        method = scope["method"]  # as the client sent it (HeadMiddleware routes HEAD as GET)
         status = 500
 
         async def send_recording(message: Message) -> None:
@@ -38,16 +39,16 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            self._record(scope, status, (time.perf_counter() - start) * 1000)
+            self._record(scope, method, status, (time.perf_counter() - start) * 1000)
 
     @staticmethod
-    def _record(scope: Scope, status: int, latency_ms: float) -> None:
+    def _record(scope: Scope, method: str, status: int, latency_ms: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         owner = scope["state"].get("owner")
         context = scope.get("aws.context")
         cold_start = take_cold_start()
         fields: dict[str, Any] = {
-            "method": scope["method"],
+            "method": method,
             "route": route,
             "status": status,
             "latency_ms": round(latency_ms, 2),

@@ -7,17 +7,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.middleware.root_path import route_path, under_prefix
 
 _API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
-# Swagger UI and ReDoc load their scripts and styles from jsDelivr and run an
-# inline bootstrap script; ReDoc starts a worker from a blob URL.
+# Swagger UI and ReDoc load their scripts and styles from this API (app/routes/docs.py)
+# and run an inline bootstrap script; ReDoc starts a worker from a blob URL. No other host.
 _DOCS_POLICY = (
-    b"default-src 'none'; "
-    b"script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    b"font-src https://fonts.gstatic.com; "
-    b"img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    b"connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    b"frame-ancestors 'none'"
 )
-_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+_DOCS_PATHS = ("/docs", "/redoc")
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
@@ -55,6 +52,9 @@ class ResponseHeadersMiddleware:
         self._private = private_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -68,6 +68,17 @@ class ResponseHeadersMiddleware:
                 if under_prefix(path, self._private):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The handshake's HTTP answer, accepted or refused, carries the request id too.
+        extra = [(b"x-request-id", request_id(scope).encode())]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] in {"websocket.accept", "websocket.http.response.start"}:
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

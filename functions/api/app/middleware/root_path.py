@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.settings import get_settings
@@ -66,3 +67,16 @@ def route_path(scope: Scope) -> str:
 def under_prefix(path: str, prefixes: tuple[str, ...]) -> bool:
     """Whether `path` is one of `prefixes` or below one of them (``/items``, ``/items/3``)."""
     return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def serves(app: Any, scope: Scope, method: str) -> bool:
+    """Whether a route of `app` serves `method` at this request's path (routing only, nothing runs)."""
+    probe = {
+        "type": "http",
+        "method": method,
+        "path": scope["path"],
+        "root_path": scope.get("root_path", ""),
+        "headers": [],
+    }
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    return any(route.matches(probe)[0] is Match.FULL for route in routes)

@@ -6,9 +6,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth import NotAuthenticated
+from app.middleware.root_path import serves
 from app.store.errors import ItemNotFound, PreconditionFailed
 
 
@@ -26,6 +28,43 @@ async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse({"detail": "Precondition Failed"}, status_code=412)
 
 
+def encodable(value: Any) -> Any:
+    """`value` with every string made encodable as UTF-8: a lone surrogate becomes its escape text.
+
+    JSON text cannot carry a lone UTF-16 surrogate (``"\\ud800"`` decodes to one),
+    so an error that echoes one would fail to encode and turn a 422 into a 500.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    return value
+
+
+def _api_error(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error as the API reports it: no container input, no Python exception object."""
+    shown = {
+        key: value
+        for key, value in error.items()
+        if key != "input" or not isinstance(value, dict | list | tuple)
+    }
+    context = shown.get("ctx")
+    if isinstance(context, dict) and isinstance(context.get("error"), Exception):
+        # The message is already in `msg`; the exception object itself would encode as {}.
+        context = {key: value for key, value in context.items() if key != "error"}
+        if context:
+            shown["ctx"] = context
+        else:
+            del shown["ctx"]
+    if shown.get("type") == "string_unicode":
+        shown["msg"] = (
+            "Input should be valid Unicode text: it contains a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        )
+    return shown
+
+
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # registered for that type only
         raise exc
@@ -33,20 +72,36 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     # recursive encoder: 1e400 becomes inf (not JSON), and a body nested 8,000
     # deep overflows the stack. Scalars are echoed (decimals as text); a
     # container input is the client's own body and is left out.
-    errors = [
-        {
-            key: value
-            for key, value in error.items()
-            if key != "input" or not isinstance(value, dict | list | tuple)
-        }
-        for error in exc.errors()
-    ]
-    encoded: Any = jsonable_encoder(errors, custom_encoder={Decimal: str})
+    errors = [_api_error(error) for error in exc.errors()]
+    encoded: Any = encodable(jsonable_encoder(errors, custom_encoder={Decimal: str}))
     return JSONResponse({"detail": encoded}, status_code=422)
+
+
+_METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (HEAD wherever GET: see HeadMiddleware)."""
+    methods = [method for method in _METHOD_ORDER if serves(request.app, request.scope, method)]
+    if "GET" in methods:
+        methods.insert(1, "HEAD")
+    return methods
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # registered for that type only
+        raise exc
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the methods of one route; RFC 9110 wants the path's
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=headers)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of exceptions to responses."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)

@@ -12,6 +12,7 @@ from app.dependencies import (
     IfMatch,
     ItemId,
     ItemStoreDep,
+    canonical_int,
 )
 from app.preconditions import etag, if_none_match_hits
 from app.routes.request_body import ExactJSONRoute
@@ -31,7 +32,6 @@ _COMMON: Responses = {
         "No verified principal (missing or invalid token).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
-    413: _error("Request body over 16 KB."),
     500: {"model": InternalError, "description": "Unexpected failure (logged with the same request id)."},
     503: _error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
@@ -46,6 +46,7 @@ _IDEMPOTENT: Responses = {
     ),
 }
 _PRECONDITION: Responses = {412: _error("If-Match names no current version of the item; nothing changed.")}
+_BODY_LIMIT: Responses = {413: _error("Request body over 16 KB.")}
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
 
@@ -90,6 +91,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
     dependencies=[IdempotencyKeyHeader],
     responses={
         **_IDEMPOTENT,
+        **_BODY_LIMIT,
         201: {
             "headers": {
                 **_ETAG_HEADER,
@@ -114,7 +116,9 @@ async def list_items(
     signer: CursorSignerDep,
     q: Annotated[str, Query(max_length=200, description="Case-insensitive substring of the name.")] = "",
     tag: Annotated[str, Query(max_length=50, description="Only items carrying this exact tag.")] = "",
-    limit: Annotated[int, Query(ge=1, le=100, description="Most items on this page.")] = 20,
+    limit: Annotated[
+        int, Query(ge=1, le=100, description="Most items on this page, 1 to 100."), canonical_int(100)
+    ] = 20,
     cursor: Annotated[
         str | None, Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page.")
     ] = None,
@@ -156,7 +160,7 @@ async def get_item(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
 async def replace_item(
     item_id: ItemId,
@@ -173,7 +177,7 @@ async def replace_item(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
 async def patch_item(
     item_id: ItemId,

@@ -8,9 +8,40 @@ from typing import Any, NoReturn
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+# No field takes a number this long; Python would refuse past 4,300 digits anyway,
+# with a message about its own settings.
+MAX_NUMBER_DIGITS = 100
+
+
+class _BodyError(ValueError):
+    """A body the API refuses as JSON; the message is what the client reads."""
+
 
 def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _BodyError(f"{name} is not valid JSON")
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _BodyError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _parse_decimal(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _BodyError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return Decimal(text)
+
+
+def _describe(error: Exception) -> str:
+    """What was wrong with the body, in the API's words (never Python's)."""
+    if isinstance(error, _BodyError):
+        return str(error)
+    if isinstance(error, RecursionError):
+        return "JSON is nested too deeply"
+    if isinstance(error, UnicodeError):
+        return "body is not valid UTF-8"
+    return "body is not valid JSON"
 
 
 class ExactJSONRequest(Request):
@@ -20,13 +51,15 @@ class ExactJSONRequest(Request):
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+                self._json = json.loads(
+                    body, parse_float=_parse_decimal, parse_int=_parse_int, parse_constant=_reject_constant
+                )
             except json.JSONDecodeError:
                 raise
             except (ValueError, RecursionError) as error:
-                # NaN/Infinity, invalid UTF-8, integers too long to convert, deep
-                # nesting: all malformed JSON to the client, so FastAPI answers 422.
-                raise json.JSONDecodeError(str(error), "", 0) from error
+                # NaN/Infinity, invalid UTF-8, overlong numbers, deep nesting: all
+                # malformed JSON to the client, so FastAPI answers 422.
+                raise json.JSONDecodeError(_describe(error), "", 0) from error
         return self._json
 
 

@@ -1,0 +1,93 @@
+"""`make run`'s server for tests that use it as an outsider would: on free ports, stopped with Ctrl-C."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from devtools.template import REPO_ROOT
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server(subprocess.Popen[str]):
+    """The server process; its console goes to a file, so a busy server never blocks on a full pipe."""
+
+    log: Path
+
+    def output(self, timeout: float = 30) -> str:
+        """Everything it printed, once it has exited."""
+        self.wait(timeout=timeout)
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def run_module(*args: str, env: dict[str, str], log: Path) -> Server:
+    with log.open("w", encoding="utf-8") as console:
+        process = Server(
+            [sys.executable, "-m", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal gives `make run`
+        )
+    process.log = log
+    return process
+
+
+@pytest.fixture
+def dev_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "AUTH_", "LOCAL_JWT"))}
+    env["PYTHONPATH"] = "functions/api:layers/shared"
+    return env
+
+
+@pytest.fixture
+def server(dev_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Server, str, int]]:
+    """The same command `make run` runs (autoreload included), on free ports."""
+    port, dynamodb_port = free_port(), free_port()
+    process = run_module(
+        "devtools.run",
+        "--port",
+        str(port),
+        "--dynamodb-port",
+        str(dynamodb_port),
+        env=dev_env,
+        log=tmp_path / "make-run.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, process.log.read_text(encoding="utf-8")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "make run did not serve /health in time"
+            time.sleep(0.2)
+        yield process, base, dynamodb_port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

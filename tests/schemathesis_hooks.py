@@ -1,0 +1,41 @@
+"""schemathesis hooks for `st run` (schemathesis.toml) and tests/test_schemathesis.py.
+
+They keep what no schema can express out of schemathesis' "schema-valid request
+rejected" check, and nothing else:
+- a `cursor` is an HMAC-signed token: a generated one is rightly a 422, so
+  positive cases only carry cursors the API issued (the stateful phase follows
+  `next_cursor` through the document's links);
+- an `Idempotency-Key` reused with another body is rightly a 422 (IETF draft):
+  positive cases send a fresh key per request, as a correct client does.
+Negative cases are left as generated.
+"""
+
+import re
+import uuid
+from typing import Any
+
+import schemathesis
+from schemathesis import GenerationMode
+
+# What the API issues (app/store/cursor.py): 25 bytes in unpadded base64url. A
+# generated string of this shape is astronomically unlikely.
+ISSUED_CURSOR = re.compile(r"[A-Za-z0-9_-]{34}")
+
+
+def _positive(case: Any) -> bool:
+    meta = getattr(case, "meta", None)
+    return meta is None or meta.generation.mode == GenerationMode.POSITIVE
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    """Fresh idempotency keys and no forged cursors in positive cases."""
+    if not _positive(case):
+        return case
+    if case.headers:
+        for name in list(case.headers):
+            if name.lower() == "idempotency-key":
+                case.headers[name] = uuid.uuid4().hex
+    if case.query and "cursor" in case.query and not ISSUED_CURSOR.fullmatch(str(case.query["cursor"])):
+        del case.query["cursor"]  # generated, not followed from a `next_cursor`
+    return case

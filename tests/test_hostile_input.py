@@ -1,0 +1,240 @@
+"""Input that is not valid is a 422 that names the field, in the API's words, never a 500.
+
+Each class is tested with its examples, and fuzzed with Hypothesis where the class is large:
+lone UTF-16 surrogates and control characters in every text field, in tags and as unknown keys.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+Auth = Callable[[str], dict[str, str]]
+VALID = {"name": "Widget", "price": 9.99, "tags": ["tools"]}
+SURROGATE = "\ud800"
+# Python's own wording must never reach a client.
+PYTHON_WORDS = ("sys.", "set_int_max_str_digits", "recursion", "codec", "Traceback", "Decimal", "ValueError")
+
+
+def send(client: TestClient, method: str, path: str, raw: bytes, auth: Auth) -> Any:
+    headers = {**auth("alice"), "content-type": "application/json"}
+    return client.request(method, path, content=raw, headers=headers)
+
+
+def raw_json(value: Any) -> bytes:
+    """JSON text as a client may send it: json.dumps writes a lone surrogate as the escape \\ud800."""
+    return json.dumps(value).encode()
+
+
+@pytest.fixture
+def item_path(client: TestClient, auth: Auth) -> str:
+    created = client.post("/items", json=VALID, headers=auth("alice"))
+    assert created.status_code == 201
+    return str(created.headers["location"])
+
+
+def assert_refused(response: Any, loc: list[Any]) -> None:
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert any(error["loc"] == loc for error in detail), detail
+    assert not any(word in response.text for word in PYTHON_WORDS), response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({**VALID, "name": SURROGATE}, ["body", "name"]),
+        ({**VALID, "name": "a" + SURROGATE + "b"}, ["body", "name"]),
+        ({**VALID, "description": "\udfff"}, ["body", "description"]),
+        ({**VALID, "tags": ["ok", SURROGATE]}, ["body", "tags", 1]),
+        ({**VALID, SURROGATE: 1}, ["body"]),
+        ({**VALID, "x" + SURROGATE: "y" + SURROGATE}, ["body"]),
+    ],
+    ids=["name", "inside-name", "description", "tag", "unknown-key", "unknown-key-and-value"],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_lone_surrogates_are_422_and_nothing_is_written(
+    client: TestClient, auth: Auth, item_path: str, body: dict[str, Any], loc: list[Any], method: str
+) -> None:
+    path = "/items" if method == "POST" else item_path
+    before = client.get("/items", headers=auth("alice")).json()
+    response = send(client, method, path, raw_json(body), auth)
+    assert_refused(response, loc)
+    # The echoed input is readable text: the surrogate as its escape, never a broken encoding.
+    assert "\\ud800" in response.text or "\\udfff" in response.text
+    assert client.get("/items", headers=auth("alice")).json() == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"name": "a", "price": ' + b"9" * 5000 + b"}", "a number has more than 100 digits"),
+        (b'{"name": "a", "price": 1.' + b"5" * 5000 + b"}", "a number has more than 100 digits"),
+        (b"[" * 8000 + b"]" * 8000, "JSON is nested too deeply"),
+        (b'{"name": "a", "price": NaN}', "NaN is not valid JSON"),
+        (b'{"name": "a", "price": -Infinity}', "-Infinity is not valid JSON"),
+        (b'{"name": "\xff\xfe", "price": 1}', "body is not valid UTF-8"),
+    ],
+    ids=["long-integer", "long-fraction", "deep-nesting", "nan", "infinity", "invalid-utf8"],
+)
+def test_malformed_json_is_explained_in_the_apis_words(
+    client: TestClient, auth: Auth, raw: bytes, message: str
+) -> None:
+    response = send(client, "POST", "/items", raw, auth)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["type"] == "json_invalid"
+    assert error["ctx"]["error"] == message
+    assert not any(word in response.text for word in PYTHON_WORDS)
+
+
+BLANK = [
+    " ",
+    "\u3000 \u2003",  # ideographic and em spaces
+    "\u00a0",  # no-break space
+    "\u200b",  # zero-width space
+    "\u200d\u200c",  # zero-width joiner, non-joiner
+    "\u2060",  # word joiner
+    "\ufeff",  # BOM
+    "\u00ad",  # soft hyphen
+    "\u3164",  # Hangul filler
+    "\ufe0f",  # variation selector
+    "\u202e",  # right-to-left override
+    "\U000e0041",  # tag character (beyond the BMP)
+    " \u200b\u2060\ufeff ",
+]
+CONTROL = ["\x00", "a\x00b", "\x07", "a\x1bb", "\x7f", "\x85", "\x9f", "line\nbreak", "tab\there"]
+
+
+@pytest.mark.parametrize("value", BLANK)
+@pytest.mark.parametrize(("field", "loc"), [("name", ["body", "name"]), ("tags", ["body", "tags", 0])])
+def test_blank_and_invisible_text_is_blank(
+    client: TestClient, auth: Auth, value: str, field: str, loc: list[Any]
+) -> None:
+    body = {**VALID, field: [value] if field == "tags" else value}
+    response = client.post("/items", json=body, headers=auth("alice"))
+    assert_refused(response, loc)
+    assert "blank" in response.text
+
+
+@pytest.mark.parametrize("value", CONTROL)
+@pytest.mark.parametrize(("field", "loc"), [("name", ["body", "name"]), ("tags", ["body", "tags", 0])])
+def test_control_characters_are_refused_in_names_and_tags(
+    client: TestClient, auth: Auth, value: str, field: str, loc: list[Any]
+) -> None:
+    body = {**VALID, field: [value] if field == "tags" else value}
+    response = client.post("/items", json=body, headers=auth("alice"))
+    assert_refused(response, loc)
+    assert "control characters" in response.text
+
+
+def test_descriptions_allow_tab_and_line_breaks_and_no_other_control(client: TestClient, auth: Auth) -> None:
+    text = "line one\r\nline two\n\tindented"
+    created = client.post("/items", json={**VALID, "description": text}, headers=auth("alice"))
+    assert created.status_code == 201
+    assert created.json()["description"] == text
+    for value in ("\x00", "bell\x07", "\x1b[31m", "\x7f", "\x85"):
+        response = client.post("/items", json={**VALID, "description": value}, headers=auth("alice"))
+        assert_refused(response, ["body", "description"])
+
+
+def test_visible_text_with_invisible_characters_inside_is_kept(client: TestClient, auth: Auth) -> None:
+    for name in ("a\u200bb", "\u200b x", "👩\u200d💻", "é", "日本"):
+        created = client.post("/items", json={**VALID, "name": name}, headers=auth("alice"))
+        assert created.status_code == 201, (name, created.text)
+        assert created.json()["name"] == name
+
+
+def test_the_schema_publishes_the_text_rules(client: TestClient) -> None:
+    from items_core.models import DESCRIPTION_PATTERN, VISIBLE_TEXT_PATTERN
+
+    properties = client.get("/openapi.json").json()["components"]["schemas"]["ItemCreate"]["properties"]
+    assert properties["name"]["pattern"] == VISIBLE_TEXT_PATTERN
+    assert properties["tags"]["items"]["pattern"] == VISIBLE_TEXT_PATTERN
+    assert properties["description"]["anyOf"][0]["pattern"] == DESCRIPTION_PATTERN
+
+
+@pytest.mark.parametrize(
+    ("raw", "quantity"), [(b"7.0", 7), (b"7e2", 700), (b"7.000", 7), (b"0.0", 0), (b"1E+3", 1000)]
+)
+def test_whole_number_json_numbers_are_integers(
+    client: TestClient, auth: Auth, raw: bytes, quantity: int
+) -> None:
+    body = b'{"name": "a", "price": 1, "quantity": ' + raw + b"}"
+    response = send(client, "POST", "/items", body, auth)
+    assert response.status_code == 201, response.text
+    assert response.json()["quantity"] == quantity
+    assert f'"quantity":{quantity},' in response.text  # an integer in the JSON, never 7.0
+
+
+@pytest.mark.parametrize("raw", [b"7.5", b'"7"', b"true", b"1e400000", b"-0.5", b"null"])
+def test_other_quantities_stay_422(client: TestClient, auth: Auth, raw: bytes) -> None:
+    body = b'{"name": "a", "price": 1, "quantity": ' + raw + b"}"
+    assert_refused(send(client, "POST", "/items", body, auth), ["body", "quantity"])
+
+
+# --- fuzzing ---------------------------------------------------------------------
+
+# Surrogates (Cs) and C0/C1 controls (Cc) mixed with ordinary text.
+HOSTILE_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(categories=["Cs"]),
+        st.characters(categories=["Cc"]),
+        st.characters(categories=["Cf", "Zs"]),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=30,
+)
+FIELDS = ["name", "description", "tags", "key"]
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _is_acceptable_text(value: str, field: str) -> bool:
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        return False
+    controls = {char for char in value if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F}
+    if field == "description":
+        return controls <= {"\t", "\n", "\r"} and len(value) <= 2000
+    from items_core.models import _visible_text
+
+    try:
+        _visible_text(value)
+    except ValueError:
+        return False
+    return 1 <= len(value) <= (50 if field == "tags" else 200)
+
+
+@FUZZ
+@given(value=HOSTILE_TEXT, field=st.sampled_from(FIELDS), method=st.sampled_from(["POST", "PUT", "PATCH"]))
+def test_fuzzed_text_is_stored_exactly_or_refused_by_name(
+    client: TestClient, auth: Auth, item_path: str, value: str, field: str, method: str
+) -> None:
+    body: dict[str, Any] = dict(VALID)
+    if field == "key":
+        body[value or "k"] = 1
+    elif field == "tags":
+        body["tags"] = [value]
+    else:
+        body[field] = value
+    path = "/items" if method == "POST" else item_path
+    response = send(client, method, path, raw_json(body), auth)
+    assert response.status_code in {200, 201, 422}, response.text
+    if response.status_code == 422:
+        detail = response.json()["detail"]
+        assert all(error["loc"][0] == "body" for error in detail)
+        if field in {"name", "description"}:
+            assert any(error["loc"][:2] == ["body", field] for error in detail), detail
+        return
+    assert field != "key"
+    assert _is_acceptable_text(value, field)
+    stored = response.json()
+    assert stored["tags" if field == "tags" else field] == ([value] if field == "tags" else value)
