@@ -78,6 +78,8 @@ lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --l
 	$(SAM) validate --lint
 	mkdir -p .local
 	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.sam_transform > .local/transformed-template.json
+	# cfn-lint again on what CloudFormation receives: it then sees the resources SAM generates.
+	$(BIN)/cfn-lint .local/transformed-template.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 

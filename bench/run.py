@@ -36,7 +36,8 @@ COLD_RUNS = 20
 # Boto3 as the Lambda runtime has it (precompiled); the version the dev environment pins.
 RUNTIME_BOTO3 = "boto3==1.44.8"
 TARGETS = {
-    "cold_vs_baseline": 1.15,
+    "cold_vs_baseline": 1.00,
+    "cold_vs_floor": 1.02,
     "cold_vs_no_pyc": 0.6,
     "warm_get_vs_baseline": 1.5,
     "rss_vs_baseline": 1.25,
@@ -55,7 +56,7 @@ def local_platform() -> str:
 def build(python313: str) -> dict[str, Path]:
     """Layer (this machine's and Lambda's arm64), function, no-pyc copy, runtime boto3, baseline."""
     shutil.rmtree(BENCH_DIR, ignore_errors=True)
-    names = ("layer", "layer-arm64", "shared", "function", "runtime", "baseline")
+    names = ("layer", "layer-arm64", "shared", "function", "runtime", "baseline", "floor")
     paths = {name: BENCH_DIR / name for name in names}
     for path in paths.values():
         path.mkdir(parents=True)
@@ -104,8 +105,9 @@ def build(python313: str) -> dict[str, Path]:
         "unchecked-hash",
         str(paths["runtime"]),
     )
-    shutil.copytree(REPO_ROOT / "bench" / "baseline", paths["baseline"] / "baseline")
-    run(python313, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(paths["baseline"]))
+    for app in ("baseline", "floor"):
+        shutil.copytree(REPO_ROOT / "bench" / app, paths[app] / app)
+        run(python313, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(paths[app]))
     # What a default `sam build` ships: the same files without any bytecode.
     for name in ("layer", "shared", "function"):
         copy = BENCH_DIR / f"{name}-no-pyc"
@@ -164,17 +166,18 @@ def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",  # Lambda's INIT phase, as Lambda sets it
     }
 
 
-def child(python313: str, mode: str, env: dict[str, str]) -> Any:
+def child(python313: str, mode: str, env: dict[str, str], *flags: str) -> Any:
     script = str(REPO_ROOT / "bench" / "child.py")
     # The app writes (and flushes) its log lines, part of the measured cost, to a
     # file: a pipe would add this process's wake-ups to read them, which is the
     # log transport's cost on a 2-core machine, not the app's. The result is the last line.
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=BENCH_DIR) as output:
         subprocess.run(  # noqa: S603
-            [python313, "-s", script, mode],
+            [python313, "-s", *flags, script, mode],
             check=True,
             text=True,
             stdout=output,
@@ -183,6 +186,35 @@ def child(python313: str, mode: str, env: dict[str, str]) -> Any:
         )
         output.seek(0)
         return json.loads(output.read().strip().splitlines()[-1])
+
+
+def process_ms(python313: str) -> float:
+    """The physical floor: a bare interpreter started and stopped (`python3.13 -c pass`), wall clock."""
+    start = time.perf_counter()
+    subprocess.run([python313, "-s", "-c", "pass"], check=True)  # noqa: S603
+    return (time.perf_counter() - start) * 1000
+
+
+def import_profile(python313: str, env: dict[str, str], top: int = 20) -> list[dict[str, Any]]:
+    """Where a cold start's import time goes: `-X importtime` of one cold run, top modules by self time."""
+    script = str(REPO_ROOT / "bench" / "child.py")
+    result = subprocess.run(  # noqa: S603
+        [python313, "-s", "-X", "importtime", script, "cold"],
+        check=True,
+        text=True,
+        capture_output=True,
+        env=env,
+    )
+    rows: list[tuple[float, float, str]] = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _, self_us, cumulative_us, name = (
+            part.strip() for part in line.replace("import time:", "|").split("|")
+        )
+        rows.append((int(self_us) / 1000, int(cumulative_us) / 1000, name))
+    rows.sort(reverse=True)
+    return [{"module": name, "self_ms": own, "cumulative_ms": total} for own, total, name in rows[:top]]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -282,11 +314,28 @@ def measure(python313: str) -> dict[str, Any]:
                 "baseline.main.handler",
                 endpoint,
             ),
+            "floor app": child_env(
+                [paths["floor"], paths["layer"] / "python", paths["runtime"]], "floor.main.handler", endpoint
+            ),
         }
+        project = variants["project"]
+        # The other placement of the DynamoDB client: created by the first request, not during INIT.
+        variants["project, client on first request"] = {
+            k: v for k, v in project.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"
+        }
+        fastapi_mangum = {**variants["floor app"], "BENCH_IMPORTS": "fastapi,mangum"}
         cold: dict[str, list[float]] = {name: [] for name in variants}
+        project_import: list[float] = []
+        physical: dict[str, list[float]] = {"python3.13 -c pass (process)": [], "import fastapi, mangum": []}
         for _ in range(COLD_RUNS):  # interleaved, so drift on a shared machine hits every variant alike
             for name, env in variants.items():
-                cold[name].append(child(python313, "cold", env)["ms"])
+                measured = child(python313, "cold", env)
+                cold[name].append(measured["ms"])
+                if name == "project":
+                    project_import.append(measured["import_ms"])
+            physical["python3.13 -c pass (process)"].append(process_ms(python313))
+            physical["import fastapi, mangum"].append(child(python313, "imports", fastapi_mangum)["ms"])
+        profile = import_profile(python313, project)
         warm = {name: child(python313, "warm", variants[name]) for name in ("project", "baseline")}
     finally:
         server.stop()
@@ -297,6 +346,14 @@ def measure(python313: str) -> dict[str, Any]:
         "python": run(python313, "-c", "import sys; print(sys.version.split()[0])").stdout.strip(),
         "date": time.strftime("%Y-%m-%d"),
         "cold_ms": {name: summary(values) for name, values in cold.items()},
+        "cold_parts_ms": {
+            "project: import (INIT)": summary(project_import),
+            "project: first GET": summary(
+                [t - i for t, i in zip(cold["project"], project_import, strict=True)]
+            ),
+        },
+        "floor_ms": {name: summary(values) for name, values in physical.items()},
+        "import_profile": profile,
         "warm_us": {
             name: {case: summary(values) for case, values in rows.items() if case != "peak_rss_mb"}
             for name, rows in warm.items()
@@ -319,6 +376,7 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     size = results["size_mb"]
     return {
         "cold_vs_baseline": cold["project"]["median"] / cold["baseline"]["median"],
+        "cold_vs_floor": cold["project"]["median"] / cold["floor app"]["median"],
         "cold_vs_no_pyc": cold["project"]["median"] / cold["project without .pyc"]["median"],
         "warm_get_vs_baseline": warm["project"]["GET /items/{id}"]["median"]
         / warm["baseline"]["GET /items/{id}"]["median"],
@@ -338,6 +396,12 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| cold: {name} (ms, n={row['n']}) | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |"
         )
+    for name, row in results.get("cold_parts_ms", {}).items():
+        lines.append(
+            f"| cold part: {name} (ms) | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |"
+        )
+    for name, row in results.get("floor_ms", {}).items():
+        lines.append(f"| floor: {name} (ms) | {row['median']:.0f} | {row['min']:.0f} | {row['max']:.0f} |")
     for name, cases in results["warm_us"].items():
         for case, row in cases.items():
             label = f"warm: {name} {case} (µs/request, {row['n']} batches)"
@@ -361,6 +425,10 @@ def table(results: dict[str, Any]) -> str:
     ]
     for name, value in results["ratios"].items():
         lines.append(f"| {name} | ≤ {TARGETS[name]} | {value:.2f} |")
+    if results.get("import_profile"):
+        lines += ["", "| module (`-X importtime`, one cold run) | self ms | cumulative ms |", "|---|---|---|"]
+        for row in results["import_profile"]:
+            lines.append(f"| `{row['module']}` | {row['self_ms']:.1f} | {row['cumulative_ms']:.1f} |")
     return "\n".join(lines)
 
 

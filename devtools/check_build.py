@@ -34,6 +34,28 @@ UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 # embedded DynamoDB. None of it may reach a deployed function, by path or by import.
 DEV_ONLY_PACKAGES = frozenset({"devtools", "tests", "moto", "uvicorn", "jwt"})
 DEV_ONLY_FILES = frozenset({"live.py", "local_auth.py", "local_app.py"})
+# Every top-level package of the dependencies layer, and who imports it at run time: a
+# package nobody imports is cold-start download and disk for nothing, so a new one must
+# be named here (or kept out of the layer).
+LAYER_PACKAGES = {
+    "annotated_doc": "FastAPI",
+    "annotated_types": "pydantic",
+    "anyio": "Starlette",
+    "aws_lambda_powertools": "the realtime functions; the API's diagnostics (warnings, errors)",
+    "fastapi": "the API",
+    "idna": "anyio (host names)",
+    "jmespath": "Powertools",
+    "jwt": "the WebSocket function's $connect",
+    "mangum": "the API's handler",
+    "opentelemetry": "FastAPI (imported unconditionally, tracing switched off)",
+    "pydantic": "models and settings",
+    "pydantic_core": "pydantic",
+    "starlette": "FastAPI",
+    "typing_extensions": "pydantic, FastAPI",
+    "typing_inspection": "pydantic",
+}
+# Dropped from the layer on purpose (layers/dependencies/Makefile says why).
+LAYER_PRUNED = ("pydantic/v1",)
 
 
 def _imported_packages(source: Path) -> set[str]:
@@ -67,6 +89,23 @@ def _docs_asset_problems(folder: Path) -> list[str]:
         for name in names
         if not (folder / name).is_file()
     ]
+
+
+def layer_package_problems(root: Path) -> list[str]:
+    """Top-level packages of the dependencies layer that nobody named, or pruned ones that came back."""
+    found = []
+    for path in sorted(root.iterdir()):
+        name = path.name.removesuffix(".py")
+        if path.name.endswith(".dist-info") or name == "__pycache__":
+            continue
+        if name not in LAYER_PACKAGES:
+            found.append(f"DependenciesLayer: unexpected top-level package {path.name}: name its importer")
+    found += [
+        f"DependenciesLayer: {pruned} should have been pruned"
+        for pruned in LAYER_PRUNED
+        if (root / pruned).exists()
+    ]
+    return found
 
 
 def problems(python313_magic: bytes) -> list[str]:
@@ -105,6 +144,8 @@ def problems(python313_magic: bytes) -> list[str]:
     if not arm64:
         found.append("DependenciesLayer: no compiled extension for cpython-313 on aarch64 (pydantic_core)")
     found += _docs_asset_problems(ARTIFACTS["ApiFunction"] / "app" / "docs_assets")
+    if ARTIFACTS["DependenciesLayer"].is_dir():
+        found += layer_package_problems(ARTIFACTS["DependenciesLayer"])
     realtime = ARTIFACTS["RealtimeFunction"]
     if not list(realtime.glob("cryptography/hazmat/bindings/_rust*.so")):
         found.append("RealtimeFunction: no cryptography backend (PyJWT cannot verify RS256 tokens)")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.dependencies import get_dynamodb_client
 from app.settings import MAX_AWS_CALLS_PER_REQUEST, Settings
 from devtools.template import load_template
+from items_core.environment import from_environment
 from tests.conftest import TABLE_NAME
 from tests.faults import FaultInjector
 
@@ -34,7 +35,7 @@ def stored_items(dynamodb: Any, owner: str = "alice") -> dict[int, dict[str, Any
 
 def test_retry_budget_fits_inside_the_function_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", "t-x")
-    settings = Settings()  # type: ignore[call-arg]
+    settings = from_environment(Settings)
     timeout = load_template()["Globals"]["Function"]["Timeout"]
     # The formula in worst_case_call_seconds matches the botocore in use.
     assert standard.ExponentialBackoff._MAX_BACKOFF == 20

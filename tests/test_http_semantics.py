@@ -68,10 +68,10 @@ def test_canonical_spellings_work(client: TestClient, auth: Auth, items: list[di
 
 
 ALLOWED = {
-    "/health": "GET, HEAD",
-    "/items": "GET, HEAD, POST",
-    "/items/3": "GET, HEAD, PUT, PATCH, DELETE",
-    "/openapi.json": "GET, HEAD",
+    "/health": "GET, HEAD, OPTIONS",
+    "/items": "GET, HEAD, POST, OPTIONS",
+    "/items/3": "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+    "/openapi.json": "GET, HEAD, OPTIONS",
 }
 WRONG = [
     ("PUT", "/items"),
@@ -115,6 +115,22 @@ def test_a_valid_route_still_judges_the_key(client: TestClient, auth: Auth) -> N
     response = client.post("/items", json=WIDGET, headers={**auth("alice"), "Idempotency-Key": ""})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+
+
+@pytest.mark.parametrize("path", sorted(ALLOWED))
+def test_options_says_what_the_path_allows_without_a_token(client: TestClient, path: str) -> None:
+    # Also what a browser's CORS preflight gets through API Gateway's $default route.
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
+    response = client.options(path, headers=preflight)
+    assert response.status_code == 204
+    assert response.headers["allow"] == ALLOWED[path]
+    assert response.content == b""
+
+
+def test_options_through_the_lambda_handler(app: Any) -> None:
+    response = lambda_handler()(http_api_event("OPTIONS", "/items/3"), None)
+    assert response["statusCode"] == 204
+    assert response_headers(response)["allow"] == ALLOWED["/items/3"]
 
 
 @pytest.mark.parametrize("path", ["/health", "/items", "/items/1", "/openapi.json", "/docs", "/redoc"])

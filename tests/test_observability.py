@@ -22,15 +22,13 @@ SECRET_BODY = "body-text-never-logged"
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The JSON lines the service logger writes, formatted exactly as CloudWatch receives them."""
     buffer = io.StringIO()
-    handler = observability._log_handler()
-    stdout = handler.setStream(buffer)
+    observability.LOG_STREAM.target = buffer
 
     def lines() -> list[dict[str, Any]]:
         return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
     yield lines
-    if stdout is not None:
-        handler.setStream(stdout)
+    observability.LOG_STREAM.target = None
 
 
 def emf_records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

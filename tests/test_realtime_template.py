@@ -45,7 +45,9 @@ def test_websocket_api_routes_all_reach_the_realtime_function(template: dict[str
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert "${WebSocketApi}/*" in permission["SourceArn"]["Fn::Sub"]
     stage = r["WebSocketStage"]["Properties"]
-    assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": "WebSocketAccessLogGroup.Arn"}
+    condition, logs, off = stage["AccessLogSettings"]["Fn::If"]  # ApiGatewayLogging=off: none
+    assert (condition, off) == ("WebSocketAccessLogs", {"Ref": "AWS::NoValue"})
+    assert logs["DestinationArn"] == {"Fn::GetAtt": "WebSocketAccessLogGroup.Arn"}
     assert "ThrottlingRateLimit" in stage["DefaultRouteSettings"]
     url = template["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"]
     assert url.startswith("wss://${WebSocketApi}.execute-api.")

@@ -30,20 +30,47 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 DEFAULT_SERVICE = "items-api"
 DEFAULT_NAMESPACE = "ItemsApi"
 _cold_start = True
 
 
+class LogStream:
+    """Where every line of the service goes, request lines and diagnostics alike, in order.
+
+    stdout (which Lambda sends to CloudWatch Logs) unless a test points ``target`` elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    def write(self, text: str) -> int:
+        return int((self.target or sys.stdout).write(text))
+
+    def flush(self) -> None:
+        (self.target or sys.stdout).flush()
+
+
+LOG_STREAM = LogStream()
+
+
 @lru_cache
-def get_logger() -> Logger:
-    """The service's JSON logger (stdout, which Lambda sends to CloudWatch Logs)."""
+def get_logger() -> "Logger":
+    """The service's JSON logger for diagnostics (warnings, errors), on the one LOG_STREAM.
+
+    Powertools is imported here, by the first diagnostic line, not by a cold
+    start: request lines are written without it (see the module docstring).
+    """
+    from aws_lambda_powertools import Logger
+
     # The logging HOWTO's "Optimization" switches: a record then skips the stack
     # walk for its caller and the thread/process lookups (one process, one
     # thread per Lambda environment). The route in each line says where it came from.
@@ -51,7 +78,11 @@ def get_logger() -> Logger:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logger = Logger(service=service_name(), use_rfc3339=True)
+    logger = Logger(
+        service=service_name(),
+        use_rfc3339=True,
+        logger_handler=logging.StreamHandler(LOG_STREAM),
+    )
     logger.remove_keys(["location"])
     return logger
 
@@ -60,12 +91,6 @@ def get_logger() -> Logger:
 def service_name() -> str:
     """The `service` key of every line and the metrics' service dimension."""
     return os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
-
-
-@lru_cache
-def _log_handler() -> "logging.StreamHandler[Any]":
-    # Powertools' own handler (stdout unless configured otherwise): one stream, lines in order.
-    return cast("logging.StreamHandler[Any]", get_logger().registered_handler)
 
 
 def _xray_trace_id() -> str | None:
@@ -107,9 +132,8 @@ def write_request_line(fields: dict[str, Any], metrics_directive: str | None = N
         text = (
             f'{text[:-1]},"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":{metrics_directive}}}}}'
         )
-    stream = _log_handler().stream
-    stream.write(text + "\n")
-    stream.flush()
+    LOG_STREAM.write(text + "\n")
+    LOG_STREAM.flush()
 
 
 @lru_cache

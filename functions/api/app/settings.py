@@ -2,9 +2,9 @@
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
 # The most AWS calls one request makes in sequence (an idempotent POST: claim the
@@ -14,10 +14,10 @@ from items_core.settings_errors import describe_settings_errors
 MAX_AWS_CALLS_PER_REQUEST = 4
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every setting the API reads; the README lists them with their defaults."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     table_name: str = Field(
         min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
@@ -68,6 +68,6 @@ class SettingsError(ValueError):
 def get_settings() -> Settings:
     """Settings parsed once per container (tests clear the cache); SettingsError names what is wrong."""
     try:
-        return Settings()  # type: ignore[call-arg]  # table_name comes from the environment
+        return from_environment(Settings)
     except ValidationError as error:
         raise SettingsError(describe_settings_errors(error, Settings)) from None

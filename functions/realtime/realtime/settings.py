@@ -2,9 +2,9 @@
 
 from functools import lru_cache
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
 # API Gateway closes a WebSocket connection after 2 hours at most; a record
@@ -12,10 +12,10 @@ from items_core.settings_errors import describe_settings_errors
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 
 
-class RealtimeSettings(BaseSettings):
+class RealtimeSettings(BaseModel):
     """Every setting of the realtime functions; the README lists them."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     connections_table_name: str = Field(
         min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
@@ -67,7 +67,7 @@ class RealtimeSettingsError(ValueError):
 def get_settings() -> RealtimeSettings:
     """Settings parsed once per container (tests clear the cache)."""
     try:
-        return RealtimeSettings()  # type: ignore[call-arg]  # the table name comes from the environment
+        return from_environment(RealtimeSettings)
     except ValidationError as error:
         raise RealtimeSettingsError(describe_settings_errors(error, RealtimeSettings)) from None
 

@@ -1,12 +1,14 @@
 """Idempotency-Key for POST, PUT, PATCH and DELETE on /items: the ASGI side of app.store.idempotency.
 
 Runs innermost, before routing: a replay must answer before the app runs
-again. The record state machine and its reasons are in app.store.idempotency.
+again. The record state machine and its reasons are in app.store.idempotency,
+imported by the first request that carries a key (a cold start without one
+never pays for it).
 """
 
 import hashlib
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,17 +19,10 @@ from app.middleware.response_headers import request_id
 from app.middleware.root_path import route_path, serves, under_prefix
 from app.observability import get_logger
 from app.settings import get_settings
-from app.store.idempotency import (
-    DEFAULT_LOCK_SECONDS,
-    IdempotencyStore,
-    InProgress,
-    InvalidKey,
-    Mismatch,
-    Replay,
-    StoredResponse,
-    parse_key,
-)
 from items_core.bearer import bearer_token
+
+if TYPE_CHECKING:
+    from app.store.idempotency import IdempotencyStore
 
 HEADER = b"idempotency-key"
 
@@ -60,29 +55,31 @@ class IdempotencyMiddleware:
         except NotAuthenticated:
             await self.app(scope, receive, send)  # the app answers 401; nothing to remember
             return
+        from app.store import idempotency as records  # first use only (see the module docstring)
+
         try:
-            key = parse_key(raw_key)
-        except InvalidKey as error:
+            key = records.parse_key(raw_key)
+        except records.InvalidKey as error:
             await _key_error(send, f"Idempotency-Key {error}", "value_error")
             return
 
         body = await self._read_body(receive)
         fingerprint = hashlib.sha256(headers.get(b"if-match", b"") + b"\n" + body).hexdigest()
-        store = IdempotencyStore(get_dynamodb_client(), get_settings().table_name)
+        store = records.IdempotencyStore(get_dynamodb_client(), get_settings().table_name)
         record_key = store.record_key(owner, scope["method"], route_path(scope), key)
         token = uuid.uuid4().hex
         result = store.claim(record_key, fingerprint, token, self._lock_seconds(scope))
-        if isinstance(result, Replay):
+        if isinstance(result, records.Replay):
             replayed = result.response
             await send_raw(
                 send, replayed.status, [*replayed.headers, (b"idempotent-replayed", b"true")], replayed.body
             )
             return
-        if isinstance(result, Mismatch):
+        if isinstance(result, records.Mismatch):
             message = "Idempotency-Key was already used with a different request body"
             await _key_error(send, message, "idempotency_key_reused")
             return
-        if isinstance(result, InProgress):
+        if isinstance(result, records.InProgress):
             detail = "A request with this Idempotency-Key is still in progress"
             extra = [(b"retry-after", str(result.retry_after).encode())]
             await send_json(send, 409, {"detail": detail}, extra)
@@ -94,7 +91,7 @@ class IdempotencyMiddleware:
         scope: Scope,
         body: bytes,
         send: Send,
-        store: IdempotencyStore,
+        store: "IdempotencyStore",
         record_key: dict[str, Any],
         token: str,
     ) -> None:
@@ -118,6 +115,8 @@ class IdempotencyMiddleware:
             # call either way (complete or release), so the retry budget holds.
             self._release_quietly(store, record_key, token, scope)
             raise
+        from app.store.idempotency import StoredResponse
+
         response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
         if response.status >= 500:
             self._release_quietly(store, record_key, token, scope)
@@ -135,7 +134,7 @@ class IdempotencyMiddleware:
 
     @staticmethod
     def _release_quietly(
-        store: IdempotencyStore, record_key: dict[str, Any], token: str, scope: Scope
+        store: "IdempotencyStore", record_key: dict[str, Any], token: str, scope: Scope
     ) -> None:
         try:
             store.release(record_key, token)
@@ -172,4 +171,6 @@ class IdempotencyMiddleware:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         if callable(remaining):
             return max(1.0, float(remaining()) / 1000)
+        from app.store.idempotency import DEFAULT_LOCK_SECONDS
+
         return DEFAULT_LOCK_SECONDS

@@ -12,6 +12,37 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.auth import NotAuthenticated
 from app.middleware.root_path import serves
 from app.store.errors import ItemNotFound, PreconditionFailed
+from items_core.models import ErrorDetail, InternalError
+
+# The error bodies' models, documented by reference: a `"model"` in a route's `responses`
+# would make FastAPI build a validator per route and status at import (about 30 of them),
+# a cold-start cost for documentation only. add_error_schemas puts them in the document.
+ERROR_MODELS = (ErrorDetail, InternalError)
+
+
+def documented_error(
+    description: str, model: type[ErrorDetail | InternalError] = ErrorDetail, **extra: Any
+) -> dict[str, Any]:
+    """A `responses` entry whose JSON body is `model`, referenced rather than built at import."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def add_error_schemas(app: FastAPI) -> None:
+    """Generate the OpenAPI document (on its first request) with the error models' schemas."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in ERROR_MODELS:
+                schemas.setdefault(
+                    model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}")
+                )
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
@@ -81,11 +112,11 @@ _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (HEAD wherever GET: see HeadMiddleware)."""
+    """Every method of this path: its routes', HEAD wherever GET (HeadMiddleware), and OPTIONS."""
     methods = [method for method in _METHOD_ORDER if serves(request.app, request.scope, method)]
     if "GET" in methods:
         methods.insert(1, "HEAD")
-    return methods
+    return [*methods, "OPTIONS"]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -94,6 +125,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # Starlette names the methods of one route; RFC 9110 wants the path's
         headers["Allow"] = ", ".join(allowed_methods(request))
+        if request.method == "OPTIONS":
+            # OPTIONS (RFC 9110 9.3.7) on any path the API serves: what it allows. Deployed, a
+            # browser's CORS preflight arrives here too and API Gateway adds the CORS headers.
+            return Response(status_code=204, headers=headers)
     if exc.status_code in {204, 304}:
         return Response(status_code=exc.status_code, headers=headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

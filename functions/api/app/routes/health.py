@@ -3,12 +3,13 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from app.routes.errors import documented_error
 from items_core.models import InternalError
 
 router = APIRouter(
     tags=["health"],
     # Nothing here can fail but the configuration, which every request reads.
-    responses={500: {"model": InternalError, "description": "The function is misconfigured (logged)."}},
+    responses={500: documented_error("The function is misconfigured (logged).", InternalError)},
 )
 
 

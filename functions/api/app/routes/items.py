@@ -15,15 +15,15 @@ from app.dependencies import (
     canonical_int,
 )
 from app.preconditions import etag, if_none_match_hits
+from app.routes.errors import documented_error
 from app.routes.request_body import ExactJSONRoute
 from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
-from items_core.models import ErrorDetail, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
+from items_core.models import InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
 
-def _error(description: str, **extra: Any) -> dict[str, Any]:
-    return {"model": ErrorDetail, "description": description, **extra}
+_error = documented_error
 
 
 _ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version.", "schema": {"type": "string"}}}
@@ -32,7 +32,7 @@ _COMMON: Responses = {
         "No verified principal (missing or invalid token).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
-    500: {"model": InternalError, "description": "Unexpected failure (logged with the same request id)."},
+    500: documented_error("Unexpected failure (logged with the same request id).", InternalError),
     503: _error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
         headers={"Retry-After": {"schema": {"type": "integer"}}},
