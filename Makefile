@@ -23,7 +23,7 @@ PORT ?= 8000
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb token test lint typecheck lint-infra pytest fuzz smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra preflight pytest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.
 token: $(STAMP) ## print a local bearer token: make token OWNER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(OWNER)"
 
-test: lint typecheck lint-infra pytest ## every check: ruff, mypy, cfn-lint, sam validate, checkov, pytest
+test: lint typecheck preflight pytest ## every check: ruff, mypy, the pre-deploy gate, pytest
 
 lint: $(STAMP) lint-workflows
 	$(BIN)/ruff format --check .
@@ -83,15 +83,22 @@ lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --l
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 
+# The gate before every deploy (pipeline and manual): the linters on the template as SAM writes
+# it and as CloudFormation receives it, then the AWS rules no linter has (tests/test_deploy_rules.py:
+# alarm delivery, account logging role, CORS preflight routes, per-function reserved concurrency,
+# SnapStart, samconfig parameter values).
+preflight: lint-infra ## pre-deploy gate: cfn-lint and checkov on both template forms, sam validate, AWS rules
+	$(BIN)/python -m pytest -q tests/test_deploy_rules.py tests/test_template.py tests/test_realtime_template.py
+
 pytest: $(STAMP) $(DOCS_ASSETS)
 	$(BIN)/python -m pytest
 
 fuzz: $(STAMP) $(DOCS_ASSETS) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
 	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
 
-smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]
-	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…]"; exit 2; }
-	@$(BIN)/python -m devtools.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)" $(if $(WS_URL),--ws-url "$(WS_URL)")
+smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]
+	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]"; exit 2; }
+	@$(BIN)/python -m devtools.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)" $(if $(WS_URL),--ws-url "$(WS_URL)") $(if $(ORIGIN),--origin "$(ORIGIN)")
 
 bench: $(STAMP) ## cold start, warm latency, size, memory and local load against baselines
 	@test -n "$(PYTHON313)" || { echo "make bench needs python3.13 (on PATH or through pyenv)"; exit 1; }

@@ -73,7 +73,26 @@ def _realtime(
         yield realtime
 
 
-def run_checks(base_url: str, token: str, ws_url: str | None = None) -> list[str]:
+def cors_preflight_allows(client: httpx.Client, origin: str) -> bool:
+    """A browser's preflight from `origin`, without a token: 2xx with the CORS headers for it."""
+    response = client.options(
+        "/items",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+        },
+    )
+    allowed_headers = response.headers.get("access-control-allow-headers", "").lower()
+    return (
+        200 <= response.status_code < 300
+        and response.headers.get("access-control-allow-origin") == origin
+        and "POST" in response.headers.get("access-control-allow-methods", "").upper()
+        and "authorization" in allowed_headers
+    )
+
+
+def run_checks(base_url: str, token: str, ws_url: str | None = None, origin: str | None = None) -> list[str]:
     """Each failed check, described; an empty list means the deployment answers as documented."""
     failures: list[str] = []
     auth = {"Authorization": f"Bearer {token}"}
@@ -95,6 +114,8 @@ def run_checks(base_url: str, token: str, ws_url: str | None = None) -> list[str
             "GET /openapi.json lists /items", lambda: "/items" in client.get("/openapi.json").json()["paths"]
         )
         check("GET /items without a token is 401", lambda: client.get("/items").status_code == 401)
+        if origin:  # the stack's CorsAllowedOrigins is set: a browser's preflight must pass
+            check(f"CORS preflight from {origin} is allowed", lambda: cors_preflight_allows(client, origin))
         check(
             "POST /items with a string price is 422",
             lambda: (
@@ -143,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", required=True, help="the API's URL, e.g. the stack's ApiUrl output")
     parser.add_argument("--token", required=True, help="a bearer token accepted by the API")
     parser.add_argument("--ws-url", help="the realtime URL, e.g. the stack's WebSocketUrl output")
+    parser.add_argument(
+        "--origin", help="an origin of the stack's CorsAllowedOrigins: checks the CORS preflight"
+    )
     args = parser.parse_args(argv)
-    failures = run_checks(args.base_url, args.token, args.ws_url)
+    failures = run_checks(args.base_url, args.token, args.ws_url, args.origin)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     print(f"smoke: {'ok' if not failures else f'{len(failures)} failed'} against {args.base_url}")

@@ -53,6 +53,7 @@ def test_pipeline_order_and_gates() -> None:
         runs = " ".join(s.get("run", "") for s in steps(job))
         assert f"--config-env {env}" in runs
         assert "make smoke" in runs
+        assert runs.index("make preflight") < runs.index("sam deploy")  # the gate before every deploy
         credentials = next(s for s in steps(job) if "configure-aws-credentials" in s.get("uses", ""))
         assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         assert "aws-access-key-id" not in credentials["with"]
