@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import dependencies
-from app.store.cursor import CursorSigner
+from app.store.cursor import CursorSigner, InvalidCursor, RotatingCursorSigner
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -41,7 +41,7 @@ def test_cursors_are_signed_with_the_secrets_current_key(secret_arn: str, local_
     assert CursorSigner(b"c" * 64).decode(first["next_cursor"], owner="alice", q="", tag="") == 1
 
 
-def test_secret_is_fetched_once(secret_arn: str, environment: None) -> None:
+def test_secret_is_fetched_once_within_its_time_to_live(secret_arn: str, environment: None) -> None:
     calls: list[str] = []
     original_create = botocore.session.Session.create_client
 
@@ -54,8 +54,8 @@ def test_secret_is_fetched_once(secret_arn: str, environment: None) -> None:
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
     try:
         dependencies.get_cursor_signer.cache_clear()
-        for _ in range(5):
-            dependencies.get_cursor_signer()
+        for after in range(1, 6):
+            dependencies.get_cursor_signer().encode(after, owner="a", q="", tag="")
     finally:
         botocore.session.Session.create_client = original_create  # type: ignore[method-assign]
     assert calls == ["GetSecretValue"]
@@ -96,3 +96,54 @@ def test_make_runs_cursor_key_is_kept_per_checkout(
         page = client.get("/items", params={"limit": 1, "cursor": cursor}, headers=auth("alice"))
     assert page.status_code == 200, page.text
     assert [item["name"] for item in page.json()["items"]] == ["b"]
+
+
+class Container:
+    """One Lambda environment's view of the cursor keys: its own cache of the secret, its own clock."""
+
+    def __init__(self, arn: str) -> None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        self.fetches = 0
+        self.now = 1000.0
+        client = boto3.client("secretsmanager")
+        client.meta.events.register("before-call.secrets-manager.GetSecretValue", self._count)
+        self.signer = RotatingCursorSigner(SecretsProvider(boto3_client=client), arn, clock=lambda: self.now)
+
+    def _count(self, **_: Any) -> None:
+        self.fetches += 1
+
+
+def _rotate(arn: str, current: str, previous: str) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"current": current, "previous": previous})
+    )
+
+
+def test_a_warm_container_accepts_cursors_signed_after_a_rotation(secret_arn: str) -> None:
+    warm = Container(secret_arn)
+    before = warm.signer.encode(7, owner="alice", q="", tag="")  # caches the old keys
+    _rotate(secret_arn, current="n" * 64, previous="c" * 64)
+    fresh = Container(secret_arn)  # started after the rotation: signs with the new key
+    after = fresh.signer.encode(8, owner="alice", q="", tag="")
+    assert CursorSigner(b"n" * 64).decode(after, owner="alice", q="", tag="") == 8
+    # The warm container's cached keys predate the rotation; it looks again instead of refusing.
+    assert warm.signer.decode(after, owner="alice", q="", tag="") == 8
+    assert warm.fetches == 2
+    # Cursors signed before the rotation still verify everywhere (the old key is now `previous`).
+    assert fresh.signer.decode(before, owner="alice", q="", tag="") == 7
+    assert warm.signer.decode(before, owner="alice", q="", tag="") == 7
+
+
+def test_unknown_signatures_refetch_the_secret_at_most_once_a_minute(secret_arn: str) -> None:
+    container = Container(secret_arn)
+    container.signer.encode(1, owner="a", q="", tag="")
+    forged = CursorSigner(b"x" * 64).encode(1, owner="a", q="", tag="")
+    for _ in range(10):
+        with pytest.raises(InvalidCursor):
+            container.signer.decode(forged, owner="a", q="", tag="")
+    assert container.fetches == 2  # the first read, and one forced look
+    container.now += 61
+    with pytest.raises(InvalidCursor):
+        container.signer.decode(forged, owner="a", q="", tag="")
+    assert container.fetches == 3

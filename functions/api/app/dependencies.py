@@ -1,6 +1,5 @@
 """Every FastAPI dependency, as `Annotated` aliases that route signatures use."""
 
-import json
 import re
 import secrets
 from functools import lru_cache
@@ -13,7 +12,7 @@ from pydantic import BeforeValidator
 from app.auth import authenticate
 from app.preconditions import parse_if_match
 from app.settings import get_settings
-from app.store.cursor import CursorSigner
+from app.store.cursor import CursorCodec, CursorSigner, RotatingCursorSigner
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import create_client
 from items_core.bearer import bearer_token
@@ -45,14 +44,20 @@ def get_dynamodb_client() -> "DynamoDBClient":
     return cast("DynamoDBClient", aws_client("dynamodb"))
 
 
+# How long a container trusts its copy of the cursor keys before reading the secret again.
+CURSOR_KEYS_MAX_AGE_SECONDS = 300
+
+
 @lru_cache
-def get_cursor_signer() -> CursorSigner:
-    """The cursor keys, read once per container: Secrets Manager, a setting, or (locally) random."""
+def get_cursor_signer() -> CursorCodec:
+    """The cursor keys: Secrets Manager (cached with a TTL: RotatingCursorSigner), a setting, or random."""
     settings = get_settings()
     if settings.cursor_secret_arn:
-        client = aws_client("secretsmanager")
-        secret = json.loads(client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"])
-        return CursorSigner(secret["current"].encode(), (secret.get("previous") or "").encode() or None)
+        # Powertools' parameters utility caches the secret; it reads it with our botocore client.
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        provider = SecretsProvider(boto3_client=aws_client("secretsmanager"))
+        return RotatingCursorSigner(provider, settings.cursor_secret_arn, max_age=CURSOR_KEYS_MAX_AGE_SECONDS)
     if settings.cursor_signing_key:
         previous = settings.cursor_signing_key_previous
         return CursorSigner(
@@ -63,12 +68,12 @@ def get_cursor_signer() -> CursorSigner:
     return CursorSigner(secrets.token_bytes(32))
 
 
-async def cursor_signer_dependency() -> CursorSigner:
+async def cursor_signer_dependency() -> CursorCodec:
     """The container's cursor signer."""
     return get_cursor_signer()
 
 
-CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
+CursorSignerDep = Annotated[CursorCodec, Depends(cursor_signer_dependency)]
 
 
 @lru_cache

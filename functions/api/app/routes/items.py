@@ -17,7 +17,7 @@ from app.dependencies import (
 from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error
 from app.routes.request_body import ExactJSONRoute
-from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
+from app.store.cursor import MAX_CURSOR_LENGTH, CursorCodec, InvalidCursor
 from items_core.models import InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
@@ -51,7 +51,7 @@ _BODY_LIMIT: Responses = {413: _error("Request body over 16 KB.")}
 router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
 
 
-def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str, tag: str) -> int:
+def _continue_after(signer: CursorCodec, cursor: str | None, owner: str, q: str, tag: str) -> int:
     if cursor is None:
         return 0
     try:
