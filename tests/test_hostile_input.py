@@ -88,9 +88,14 @@ def test_malformed_json_is_explained_in_the_apis_words(
     response = send(client, "POST", "/items", raw, auth)
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
+    assert not any(word in response.text for word in PYTHON_WORDS)
+    if message == "JSON is nested too deeply" and error["type"] != "json_invalid":
+        # Python 3.13's parser takes this depth (the 16 KB body limit bounds it): the body is
+        # then valid JSON of the wrong shape, and the 422 says so.
+        assert (error["type"], error["loc"]) == ("model_attributes_type", ["body"])
+        return
     assert error["type"] == "json_invalid"
     assert error["ctx"]["error"] == message
-    assert not any(word in response.text for word in PYTHON_WORDS)
 
 
 BLANK = [

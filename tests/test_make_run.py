@@ -33,7 +33,17 @@ def test_make_token_names_the_owner_not_the_login(dev_env: dict[str, str]) -> No
         printed = subprocess.run(  # noqa: S603
             ["make", "-s", "token", *args],  # noqa: S607 - make from PATH, as a developer runs it
             cwd=REPO_ROOT,
-            env={**dev_env, "USER": "carol", "LOGNAME": "carol"},
+            # As typed in a shell: not inside this suite's own make (whose variables and
+            # "Entering directory" lines a sub-make would inherit).
+            env={
+                **{
+                    k: v
+                    for k, v in dev_env.items()
+                    if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+                },
+                "USER": "carol",
+                "LOGNAME": "carol",
+            },
             capture_output=True,
             text=True,
             check=True,
