@@ -1,4 +1,4 @@
-"""Who may see what: the local auth mode and owner isolation."""
+"""Who may see what: dev tokens of the local app, none in the deployed app, and owner isolation."""
 
 import os
 import subprocess

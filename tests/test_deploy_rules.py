@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 
 from devtools.template import REPO_ROOT, load_template
+from tests.test_template import resources_of as _of_type
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return load_template()
-
-
-def _of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
 def test_no_authorized_route_can_match_a_cors_preflight(template: dict[str, Any]) -> None:

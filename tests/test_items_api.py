@@ -1,4 +1,4 @@
-"""The Items API contract, row by row, through FastAPI's TestClient (local auth mode)."""
+"""The Items API contract, row by row, through FastAPI's TestClient (the local app, dev tokens)."""
 
 import re
 from collections.abc import Callable

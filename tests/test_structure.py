@@ -175,8 +175,11 @@ def test_a_second_resource_gets_auth_isolation_and_every_middleware(
     # The document lists the new operations beside the items ones.
     paths = notes.get("/openapi.json").json()["paths"]
     assert {"/notes", "/items", "/items/{item_id}"} <= set(paths)
-    # Cache-Control and Idempotency-Key follow RESOURCE_PREFIXES, which a real resource extends.
+    # Cache-Control (and Idempotency-Key) follow RESOURCE_PREFIXES, which a real resource extends
+    # (CONTRIBUTING.md): the throwaway resource is not in it, the items are.
     assert "/notes" not in RESOURCE_PREFIXES
+    assert "cache-control" not in notes.get("/notes", headers=auth("alice")).headers
+    assert notes.get("/items", headers=auth("alice")).headers["cache-control"] == "no-store"
 
 
 # --- the function build refuses development-only code -------------------------

@@ -112,7 +112,7 @@ def _timestamp(now: float) -> str:
 def write_request_line(fields: dict[str, Any], metrics_directive: str | None = None) -> None:
     """Write one INFO line named "request" to the service logger's stream (see the module docstring).
 
-    ``metrics_directive``: the encoded ``CloudWatchMetrics`` list (see _metrics_directive);
+    ``metrics_directive``: the encoded ``CloudWatchMetrics`` list (see metrics_directive);
     the line then carries the EMF ``_aws`` key with this request's timestamp.
     """
     now = time.time()

@@ -23,30 +23,29 @@ from items_core.models import InternalError, ItemCreate, ItemPage, ItemPatch, It
 Responses = dict[int | str, dict[str, Any]]
 
 
-_error = documented_error
-
-
 _ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version.", "schema": {"type": "string"}}}
 _COMMON: Responses = {
-    401: _error(
+    401: documented_error(
         "No verified principal (missing or invalid token).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     500: documented_error("Unexpected failure (logged with the same request id).", InternalError),
-    503: _error(
+    503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
         headers={"Retry-After": {"schema": {"type": "integer"}}},
     ),
 }
-_NOT_FOUND: Responses = {404: _error("The caller has no item with this id.")}
+_NOT_FOUND: Responses = {404: documented_error("The caller has no item with this id.")}
 _IDEMPOTENT: Responses = {
-    409: _error(
+    409: documented_error(
         "A request with this Idempotency-Key is still in progress.",
         headers={"Retry-After": {"schema": {"type": "integer"}}},
     ),
 }
-_PRECONDITION: Responses = {412: _error("If-Match names no current version of the item; nothing changed.")}
-_BODY_LIMIT: Responses = {413: _error("Request body over 16 KB.")}
+_PRECONDITION: Responses = {
+    412: documented_error("If-Match names no current version of the item; nothing changed.")
+}
+_BODY_LIMIT: Responses = {413: documented_error("Request body over 16 KB.")}
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
 

@@ -21,16 +21,18 @@ def _reject_constant(name: str) -> NoReturn:
     raise _BodyError(f"{name} is not valid JSON")
 
 
-def _parse_int(text: str) -> int:
+def _short(text: str) -> str:
     if len(text) > MAX_NUMBER_DIGITS:
         raise _BodyError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
-    return int(text)
+    return text
+
+
+def _parse_int(text: str) -> int:
+    return int(_short(text))
 
 
 def _parse_decimal(text: str) -> Decimal:
-    if len(text) > MAX_NUMBER_DIGITS:
-        raise _BodyError(f"a number has more than {MAX_NUMBER_DIGITS} digits")
-    return Decimal(text)
+    return Decimal(_short(text))
 
 
 def _describe(error: Exception) -> str:
