@@ -23,7 +23,7 @@ PORT ?= 8000
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb token test lint typecheck lint-infra preflight pytest fuzz smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb token test lint typecheck lint-infra preflight pytest pytest-rest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.
 token: $(STAMP) ## print a local bearer token: make token OWNER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(OWNER)"
 
-test: lint typecheck preflight pytest ## every check: ruff, mypy, the pre-deploy gate, pytest
+test: lint typecheck preflight pytest-rest ## every check: ruff, mypy, the pre-deploy gate, pytest
 
 lint: $(STAMP) lint-workflows
 	$(BIN)/ruff format --check .
@@ -84,14 +84,21 @@ lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --l
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 
 # The gate before every deploy (pipeline and manual): the linters on the template as SAM writes
-# it and as CloudFormation receives it, then the AWS rules no linter has (tests/test_deploy_rules.py:
-# alarm delivery, account logging role, CORS preflight routes, per-function reserved concurrency,
-# SnapStart, samconfig parameter values).
+# it and as CloudFormation receives it, then the AWS rules no linter has: cfn-lint custom rules
+# E9001-E9009 (devtools/cfn_rules) on the transformed template and samconfig's parameter values
+# (P9001), both by devtools/preflight.py; then the template's tests and the mutation suite that
+# breaks the template on purpose to prove each rule fires (tests/test_preflight.py).
+PREFLIGHT_TESTS := tests/test_deploy_rules.py tests/test_template.py tests/test_realtime_template.py tests/test_preflight.py
 preflight: lint-infra ## pre-deploy gate: cfn-lint and checkov on both template forms, sam validate, AWS rules
-	$(BIN)/python -m pytest -q tests/test_deploy_rules.py tests/test_template.py tests/test_realtime_template.py
+	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.preflight
+	$(BIN)/python -m pytest -q $(PREFLIGHT_TESTS)
 
 pytest: $(STAMP) $(DOCS_ASSETS)
 	$(BIN)/python -m pytest
+
+# make test's pytest: everything but what `make preflight` has just run.
+pytest-rest: $(STAMP) $(DOCS_ASSETS)
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(PREFLIGHT_TESTS))
 
 fuzz: $(STAMP) $(DOCS_ASSETS) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
 	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py

@@ -139,6 +139,7 @@ def seed(endpoint: str) -> None:
     )
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     create_table(client, TABLE)
+    create_table(client, f"{TABLE}-idempotency", logical_id="IdempotencyTable")
     from app.store.items import ItemStore
     from items_core.models import ItemCreate
 
@@ -159,6 +160,7 @@ def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:
         "BENCH_HANDLER": handler,
         "BENCH_EVENT": json.dumps(event),
         "TABLE_NAME": TABLE,
+        "IDEMPOTENCY_TABLE_NAME": f"{TABLE}-idempotency",
         "DYNAMODB_ENDPOINT_URL": endpoint,
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "AWS_ACCESS_KEY_ID": "bench",

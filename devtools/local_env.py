@@ -10,6 +10,7 @@ LOCAL_DIR = REPO_ROOT / ".local"
 SECRET_FILE = LOCAL_DIR / "jwt-secret"
 CURSOR_KEY_FILE = LOCAL_DIR / "cursor-key"
 LOCAL_TABLE_NAME = "items-local"
+LOCAL_IDEMPOTENCY_TABLE_NAME = "items-local-idempotency"
 LOCAL_REGION = "us-east-1"
 
 
@@ -36,6 +37,7 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
     """Variables that point the app at the embedded DynamoDB, with this checkout's dev-token key."""
     return {
         "TABLE_NAME": LOCAL_TABLE_NAME,
+        "IDEMPOTENCY_TABLE_NAME": LOCAL_IDEMPOTENCY_TABLE_NAME,
         "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
         "LOCAL_JWT_SECRET": local_jwt_secret(),
         "CURSOR_SIGNING_KEY": local_cursor_key(),

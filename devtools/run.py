@@ -14,7 +14,15 @@ import boto3
 import uvicorn
 from moto.server import ThreadedMotoServer
 
-from devtools.local_env import LOCAL_DIR, LOCAL_TABLE_NAME, apply, ensure_dir, local_environment
+from devtools import moto_transactions
+from devtools.local_env import (
+    LOCAL_DIR,
+    LOCAL_IDEMPOTENCY_TABLE_NAME,
+    LOCAL_TABLE_NAME,
+    apply,
+    ensure_dir,
+    local_environment,
+)
 from devtools.logs import quiet_embedded_dynamodb, uvicorn_log_config
 from devtools.template import REPO_ROOT, create_table, function_entry, load_template
 
@@ -22,8 +30,9 @@ HOST = "127.0.0.1"
 
 
 def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
-    """Start moto's server and create the table from template.yaml."""
+    """Start moto's server and create the tables from template.yaml."""
     quiet_embedded_dynamodb()
+    moto_transactions.install()  # transactions cost what they touch, not a copy of the table
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
@@ -31,6 +40,7 @@ def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
     apply(local_environment(endpoint))
     client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint)
     create_table(client, LOCAL_TABLE_NAME)
+    create_table(client, LOCAL_IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable")
     return server, endpoint
 
 

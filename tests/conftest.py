@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from app import dependencies, settings
+from devtools import moto_transactions
 from devtools.template import create_table, function_entry, load_template
 from tests.faults import FaultInjector, injected_faults
 
@@ -22,6 +23,7 @@ pytest_plugins = ["tests.realtime_fixtures", "tests.local_server"]
 
 EVENTS = Path(__file__).parent / "events"
 TABLE_NAME = "items-test"
+IDEMPOTENCY_TABLE_NAME = "items-test-idempotency"
 LOCAL_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -53,6 +55,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     # Every DynamoDB call the suite makes is checked against botocore's model
     # (production skips the check; valid calls are sent byte for byte the same).
     monkeypatch.setenv("AWS_VALIDATE_PARAMS", "true")
@@ -71,11 +74,14 @@ def local_auth(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
 
 @pytest.fixture
 def dynamodb(environment: None) -> Iterator[Any]:
-    """A moto DynamoDB with the items table created from template.yaml."""
+    """A moto DynamoDB with the items and idempotency tables created from template.yaml."""
+    uninstall = moto_transactions.install()
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TABLE_NAME)
+        create_table(client, IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable")
         yield client
+    uninstall()
 
 
 @pytest.fixture

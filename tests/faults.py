@@ -28,7 +28,7 @@ from botocore.exceptions import ReadTimeoutError
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 Decide = Callable[[str], str | None]
-WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 
 
 def _operation(request: AWSPreparedRequest) -> str:

@@ -47,12 +47,15 @@ def cold_import(**environment: str) -> dict[str, object]:
 
 def test_lambdas_init_creates_the_client_before_the_first_request() -> None:
     assert (
-        cold_import(TABLE_NAME="items", AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")["client_created"] is True
+        cold_import(
+            TABLE_NAME="items", IDEMPOTENCY_TABLE_NAME="keys", AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+        )["client_created"]
+        is True
     )
 
 
 def test_outside_lambda_the_import_creates_nothing() -> None:
-    assert cold_import(TABLE_NAME="items")["client_created"] is False
+    assert cold_import(TABLE_NAME="items", IDEMPOTENCY_TABLE_NAME="keys")["client_created"] is False
 
 
 def test_a_misconfigured_init_still_imports_and_leaves_the_error_to_the_first_request() -> None:
@@ -60,7 +63,9 @@ def test_a_misconfigured_init_still_imports_and_leaves_the_error_to_the_first_re
 
 
 def test_the_cold_path_does_not_import_what_only_some_requests_use() -> None:
-    modules = cold_import(TABLE_NAME="items", AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")["modules"]
+    modules = cold_import(
+        TABLE_NAME="items", IDEMPOTENCY_TABLE_NAME="keys", AWS_LAMBDA_INITIALIZATION_TYPE="on-demand"
+    )["modules"]
     assert isinstance(modules, list)
     # Powertools: only diagnostics (warnings, errors) need it; boto3: botocore is enough.
     for unused in ("aws_lambda_powertools", "boto3", "s3transfer", "jwt", "devtools", "unicodedata"):

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.dependencies import get_dynamodb_client
 from app.settings import MAX_AWS_CALLS_PER_REQUEST, Settings
+from devtools.cfn_rules.deploy_rules import worst_case_seconds
 from devtools.template import load_template
 from items_core.environment import from_environment
 from tests.conftest import TABLE_NAME
@@ -35,6 +36,7 @@ def stored_items(dynamodb: Any, owner: str = "alice") -> dict[int, dict[str, Any
 
 def test_retry_budget_fits_inside_the_function_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", "t-x")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "t-y")
     settings = from_environment(Settings)
     timeout = load_template()["Globals"]["Function"]["Timeout"]
     # The formula in worst_case_call_seconds matches the botocore in use.
@@ -42,6 +44,20 @@ def test_retry_budget_fits_inside_the_function_timeout(monkeypatch: pytest.Monke
     assert standard.ExponentialBackoff._DEFAULT_BACKOFF_CONFIG["throttling_base_scale"] == 1
     worst = MAX_AWS_CALLS_PER_REQUEST * settings.worst_case_call_seconds()
     assert worst + 1 <= timeout < 30, (worst, timeout)  # 1 s for the app itself; API Gateway gives up at 30 s
+    # The budget the template declares for cfn-lint's rule E9005 is this one.
+    budget = load_template()["Resources"]["ApiFunction"]["Metadata"]["RetryBudget"]
+    assert budget == {
+        "Calls": [
+            {
+                "Count": MAX_AWS_CALLS_PER_REQUEST,
+                "MaxAttempts": settings.dynamodb_max_attempts,
+                "ConnectTimeout": settings.dynamodb_connect_timeout,
+                "ReadTimeout": settings.dynamodb_read_timeout,
+            }
+        ],
+        "AppSeconds": 1,
+    }
+    assert worst_case_seconds(budget) == worst + 1
 
 
 def test_client_uses_standard_retries_and_explicit_timeouts(environment: None, dynamodb: Any) -> None:
@@ -65,7 +81,7 @@ def test_parameter_validation_is_on_in_tests_and_make_run_and_off_in_lambda(
     assert local_environment("http://127.0.0.1:1")["AWS_VALIDATE_PARAMS"] == "true"
     # ...and the deployed function, whose calls the suite has checked, skips the check.
     monkeypatch.delenv("AWS_VALIDATE_PARAMS")
-    assert Settings(table_name="t-x").aws_validate_params is False
+    assert Settings(table_name="t-x", idempotency_table_name="t-y").aws_validate_params is False
     variables = load_template()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
     assert "AWS_VALIDATE_PARAMS" not in variables
 

@@ -1,5 +1,6 @@
 """Idempotency-Key on POST, PUT, PATCH and DELETE."""
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.dependencies import get_dynamodb_client
 from app.store import idempotency
 from app.store.idempotency import IdempotencyStore
-from tests.conftest import TABLE_NAME
+from tests.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME
 from tests.faults import FaultInjector
 from tests.test_failures import stored_items
 
@@ -25,8 +26,60 @@ def keyed(auth: Auth, owner: str, key: str, **extra: str) -> dict[str, str]:
 
 
 def records(dynamodb: Any) -> list[dict[str, Any]]:
-    rows = dynamodb.scan(TableName=TABLE_NAME)["Items"]  # test-side inspection only
-    return [row for row in rows if row["pk"]["S"].startswith("IDEMPOTENCY#")]
+    rows: list[dict[str, Any]] = dynamodb.scan(TableName=IDEMPOTENCY_TABLE_NAME)["Items"]  # test-side only
+    return rows
+
+
+def test_records_live_in_their_own_table_and_store_the_body_as_sent(
+    client: TestClient, auth: Auth, dynamodb: Any
+) -> None:
+    created = client.post("/items", json=BODY, headers=keyed(auth, "alice", "own-table"))
+    assert created.status_code == 201
+    [record] = records(dynamodb)
+    assert set(record) == {
+        "pk",
+        "status",
+        "fingerprint",
+        "claim_token",
+        "locked_until",
+        "expires_at",
+        "response_status",
+        "response_headers",
+        "response_body",
+    }
+    assert record["response_status"] == {"N": "201"}
+    assert record["response_body"] == {"S": created.text}  # the body itself, not base64 of it
+    headers = dict(json.loads(record["response_headers"]["S"]))
+    assert headers["location"] == created.headers["location"]
+    assert headers["etag"] == created.headers["etag"]
+    # The items table holds the item, its counter and nothing of the key.
+    items_rows = dynamodb.scan(TableName=TABLE_NAME)["Items"]  # test-side inspection only
+    assert sorted(row["pk"]["S"] for row in items_rows) == ["OWNER#alice", "OWNER#alice"]
+    assert len(created.content) < idempotency.MAX_RECORD_BYTES
+
+
+def test_a_response_over_the_record_cap_is_sent_and_its_key_given_back(
+    client: TestClient, auth: Auth, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "MAX_RECORD_BYTES", 100)
+    first = client.post("/items", json=BODY, headers=keyed(auth, "alice", "big"))
+    assert first.status_code == 201  # the change happened, and the client hears so
+    assert records(dynamodb) == []  # nothing half-stored: the key was released
+    again = client.post("/items", json=BODY, headers=keyed(auth, "alice", "big"))
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] == first.json()["id"] + 1
+
+
+def test_a_body_that_is_not_utf8_is_stored_as_bytes(dynamodb: Any) -> None:
+    store = IdempotencyStore(get_dynamodb_client(), IDEMPOTENCY_TABLE_NAME)
+    record_key = store.record_key("alice", "POST", "/items", "binary")
+    assert isinstance(store.claim(record_key, "f", "t", lock_seconds=5), idempotency.Claimed)
+    body = b"\xff\x00 not text"
+    store.complete(record_key, "t", idempotency.StoredResponse(200, [(b"x-a", b"1")], body))
+    replay = store.claim(record_key, "f", "other", lock_seconds=5)
+    assert isinstance(replay, idempotency.Replay)
+    assert replay.response == idempotency.StoredResponse(200, [(b"x-a", b"1")], body)
 
 
 def test_repeats_replay_the_first_response(client: TestClient, auth: Auth, dynamodb: Any) -> None:
@@ -168,9 +221,8 @@ def test_records_expire_after_24_hours(
 
 
 def test_in_progress_key_is_409_until_its_lock_lapses(client: TestClient, auth: Auth, dynamodb: Any) -> None:
-    store = IdempotencyStore(get_dynamodb_client(), TABLE_NAME)
+    store = IdempotencyStore(get_dynamodb_client(), IDEMPOTENCY_TABLE_NAME)
     import hashlib
-    import json
 
     body = json.dumps(BODY).encode()
     fingerprint = hashlib.sha256(b"\n" + body).hexdigest()

@@ -34,7 +34,7 @@ def test_permissions_are_minimal() -> None:
     flow = workflow()
     assert flow["permissions"] == {"contents": "read"}
     assert "permissions" not in flow["jobs"]["test"]
-    for job in ("deploy-staging", "deploy-production"):
+    for job in ("deploy-staging", "deploy-production", "pr-stack", "pr-stack-closed"):
         assert flow["jobs"][job]["permissions"] == {"contents": "read", "id-token": "write"}
 
 
@@ -73,3 +73,53 @@ def test_samconfig_environments() -> None:
     for env in ("default", "staging", "prod"):
         assert config[env]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_IAM"
         assert config[env]["build"]["parameters"]["build_in_source"] is True
+
+
+def test_each_pull_request_gets_its_own_stack_probed_and_always_deleted() -> None:
+    flow = workflow()
+    # YAML 1.1 reads the key `on` as true.
+    assert set(flow[True]["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
+    assert "closed" in flow["jobs"]["test"]["if"]  # no checks on a closed pull request
+    job = flow["jobs"]["pr-stack"]
+    assert job["needs"] == "test"
+    for name in ("pr-stack", "pr-stack-closed"):
+        condition = flow["jobs"][name]["if"]
+        # a fork's pull request gets no credentials for our account
+        assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+        assert flow["jobs"][name]["env"]["STACK"] == "items-api-pr-${{ github.event.pull_request.number }}"
+        assert flow["jobs"][name]["concurrency"] == {
+            "group": "pr-stack-${{ github.event.pull_request.number }}",
+            "cancel-in-progress": False,
+        }
+    assert "github.event.action != 'closed'" in job["if"]
+    assert "github.event.action == 'closed'" in flow["jobs"]["pr-stack-closed"]["if"]
+    runs = [step.get("run", "") for step in steps("pr-stack")]
+    order = [
+        next(i for i, run in enumerate(runs) if marker in run)
+        for marker in (
+            "make preflight",
+            "make build",
+            "sam deploy --config-env pr",
+            "make smoke",
+            "alarm-probe",
+            "cleanup",
+        )
+    ]
+    assert order == sorted(order)
+    deploy = next(run for run in runs if "sam deploy" in run)
+    assert '--stack-name "$STACK"' in deploy
+    cleanup = next(step for step in steps("pr-stack") if "cleanup" in step.get("run", ""))
+    assert cleanup["if"] == "always()"  # also when the deploy, smoke test or probe failed
+    assert any("pr_stack cleanup" in step.get("run", "") for step in steps("pr-stack-closed"))
+
+
+def test_pull_request_stacks_are_small_and_deletable() -> None:
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
+    overrides = dict(
+        pair.split("=", 1) for pair in config["pr"]["deploy"]["parameters"]["parameter_overrides"].split()
+    )
+    assert overrides["EphemeralStack"] == "true"  # no deletion protection on the retained table
+    assert overrides["ApiGatewayLogging"] == "account-configured"  # no retained account role per pull request
+    assert int(overrides["ThrottlingRateLimit"]) <= 10
+    for env in ("default", "staging", "prod"):
+        assert "EphemeralStack=true" not in config[env]["deploy"]["parameters"].get("parameter_overrides", "")

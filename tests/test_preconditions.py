@@ -127,4 +127,5 @@ def test_preconditions_cost_no_extra_read(
     client.patch(path, json={"quantity": 1}, headers={**auth("alice"), "If-Match": item["etag"]})
     client.patch(path, json={"quantity": 2}, headers={**auth("alice"), "If-Match": item["etag"]})  # stale
     client.delete(path, headers={**auth("alice"), "If-Match": item["etag"]})  # stale
-    assert calls == ["UpdateItem", "UpdateItem", "UpdateItem"]  # 412 comes from the failed condition itself
+    # 412 comes from the failed condition itself (a delete is one transaction: item, tombstone)
+    assert calls == ["UpdateItem", "UpdateItem", "TransactWriteItems"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from devtools.cfn_rules.deploy_rules import worst_case_seconds
 from devtools.template import load_template
 from realtime import aws, notifier, settings, websocket
 from tests.conftest import LambdaContext
@@ -182,6 +183,18 @@ def test_realtime_timeouts_fit_the_functions(realtime: Any) -> None:
     # must leave room for a batch's owner lookup and posts to several connections.
     notifier_timeout = _function(template, "realtime.notifier.handler")["Timeout"]
     assert notifier_timeout >= 10 * (configured.worst_case_call_seconds() + notifier._MARGIN_SECONDS)
+    # The budgets the template declares for cfn-lint's rule E9005 are these.
+    budgets = {
+        name: resource["Metadata"]["RetryBudget"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    realtime_budget = next(b for b in budgets.values() if len(b["Calls"]) == 2)
+    assert worst_case_seconds(realtime_budget) == configured.connect_budget_seconds() + 1
+    assert realtime_budget["Calls"][0]["ReadTimeout"] == configured.http_timeout
+    notifier_budget = next(b for b in budgets.values() if b["Calls"][0]["Count"] == 10)
+    assert worst_case_seconds(notifier_budget) == 10 * configured.worst_case_call_seconds() + 1
+    assert notifier_budget["Calls"][0]["MaxAttempts"] == configured.aws_max_attempts
 
 
 def test_unknown_key_ids_fetch_the_jwks_at_most_once_a_minute(realtime: Any, issuer: Issuer) -> None:

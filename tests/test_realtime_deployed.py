@@ -183,12 +183,18 @@ def test_notifier_posts_each_change_to_every_connection_of_its_owner_only(
     }
 
 
-def test_counter_and_idempotency_records_reach_nobody(realtime: Any, issuer: Issuer) -> None:
+def test_counters_tag_copies_and_tombstones_reach_nobody(realtime: Any, issuer: Issuer) -> None:
     connect(issuer, "alice-phone", "alice")
     counter = {"pk": {"S": "OWNER#alice"}, "sk": {"N": "0"}, "last_id": {"N": "1"}}
-    idempotency = {"pk": {"S": "IDEMPOTENCY#abc"}, "sk": {"N": "0"}, "status": {"S": "done"}}
+    tag_copy = {**item_row("alice", 7, 1), "pk": {"S": "TAG#5#alice#home"}}
+    tombstone = {"pk": {"S": "DELETED#alice"}, "sk": {"N": "7"}, "write_token": {"S": "t"}}
     event = {
-        "Records": [stream_record("INSERT", counter, None, 1), stream_record("INSERT", idempotency, None, 2)]
+        "Records": [
+            stream_record("INSERT", counter, None, 1),
+            stream_record("INSERT", tag_copy, None, 2),
+            stream_record("REMOVE", None, tag_copy, 3),
+            stream_record("INSERT", tombstone, None, 4),
+        ]
     }
     assert notifier.handler(event, LambdaContext()) == {"batchItemFailures": []}
     assert received() == {}

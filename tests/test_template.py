@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app import dependencies
 from devtools.template import REPO_ROOT, function_entry, load_template, table_definition
+from tests.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
 
 def test_items_table_on_demand_with_its_change_stream(template: dict[str, Any]) -> None:
     tables = resources_of(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"ItemsTable", "ConnectionsTable"}
+    assert set(tables) == {"ItemsTable", "IdempotencyTable", "ConnectionsTable"}
     assert all(t["Properties"]["BillingMode"] == "PAY_PER_REQUEST" for t in tables.values())
     table = tables["ItemsTable"]
     assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
@@ -58,6 +59,38 @@ def test_items_table_on_demand_with_its_change_stream(template: dict[str, Any]) 
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
+    # Idempotency records: their own table, expiring, feeding no stream.
+    keys = tables["IdempotencyTable"]["Properties"]
+    assert keys["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert keys["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "StreamSpecification" not in keys
+    assert keys["SSESpecification"] == {"SSEEnabled": True}
+    variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+
+
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def record_iam_actions() -> dict[str, set[str]]:
+    """IAM actions the app's client needs, by table: a transaction needs those of its parts."""
+    needed: dict[str, set[str]] = {}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                [(kind, action)] = entry.items()
+                needed.setdefault(action["TableName"], set()).add(f"dynamodb:{_TRANSACT_ACTIONS[kind]}")
+        else:
+            needed.setdefault(params["TableName"], set()).add(f"dynamodb:{model.name}")
+
+    dependencies.get_dynamodb_client().meta.events.register("provide-client-params.dynamodb", record)
+    return needed
 
 
 def test_items_routes_use_the_jwt_authorizer(template: dict[str, Any]) -> None:
@@ -79,17 +112,29 @@ def test_iam_grants_exactly_the_calls_the_app_makes(
     auth: Callable[[str], dict[str, str]],
     calls: list[str],
 ) -> None:
-    # Drive every route, record each DynamoDB operation, and compare with the policy.
+    # Drive every route and path through the store (untagged and tagged items, a
+    # listing that spends its budget), record each call's table and IAM actions,
+    # and compare with the policy.
+    needed = record_iam_actions()
     headers = auth("alice")
+    for number in range(250):
+        client.post(
+            "/items",
+            json={"name": f"n{number}", "price": 1, "tags": ["t"] if number == 0 else []},
+            headers=headers,
+        )
     item = client.post("/items", json={"name": "n", "price": 1}, headers=headers).json()
     path = f"/items/{item['id']}"
     client.get(path, headers=headers)
+    assert client.get("/items", params={"q": "zzz"}, headers=headers).json()["next_cursor"]  # budget spent
     client.get("/items", params={"q": "n", "tag": "t"}, headers=headers)
-    client.put(path, json={"name": "m", "price": 2}, headers=headers)
+    client.put(path, json={"name": "m", "price": 2, "tags": ["a"]}, headers=headers)
     client.patch(path, json={"quantity": 2}, headers=headers)
+    client.patch(path, json={"tags": []}, headers=headers)
     client.patch(path, json={}, headers=headers)
     client.delete(path, headers=headers)
     client.delete(path, headers=headers)
+    client.delete("/items/1", headers=headers)  # tagged
     # An idempotent request that fails with a 500 gives its key back (DeleteItem).
     failures = iter([RuntimeError("injected")])
 
@@ -105,10 +150,21 @@ def test_iam_grants_exactly_the_calls_the_app_makes(
 
     policies = template["Resources"]["ApiFunction"]["Properties"]["Policies"]
     assert len(policies) == 1
-    table, secret = policies[0]["Statement"]
-    assert table["Effect"] == "Allow"
+    table, keys, secret = policies[0]["Statement"]
+    assert table["Effect"] == keys["Effect"] == "Allow"
     assert table["Resource"] == {"Fn::GetAtt": "ItemsTable.Arn"}
-    assert set(table["Action"]) == {f"dynamodb:{operation}" for operation in calls}
+    assert set(table["Action"]) == needed[TABLE_NAME]
+    assert keys["Resource"] == {"Fn::GetAtt": "IdempotencyTable.Arn"}
+    assert (
+        set(keys["Action"])
+        == needed[IDEMPOTENCY_TABLE_NAME]
+        == {
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        }
+    )
+    assert set(needed) == {TABLE_NAME, IDEMPOTENCY_TABLE_NAME}
     assert "Scan" not in calls
     # The cursor keys: read-only, this one secret.
     assert secret == {
@@ -136,7 +192,9 @@ def test_operability_hardening(template: dict[str, Any]) -> None:
     resources = template["Resources"]
     table = resources["ItemsTable"]
     assert table["UpdateReplacePolicy"] == "Retain"
-    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    # Protected everywhere but in the pipeline's pull-request stacks (whose cleanup deletes it).
+    assert table["Properties"]["DeletionProtectionEnabled"] == {"Fn::If": ["IsEphemeral", False, True]}
+    assert template["Parameters"]["EphemeralStack"]["Default"] == "false"
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
     for name in ("ApiAccessLogGroup", "ApiFunctionLogGroup"):
@@ -178,7 +236,21 @@ def test_alarms_cover_the_failure_modes_and_notify(template: dict[str, Any]) -> 
         assert alarm["Properties"]["AlarmActions"] == [topic], name
     system_errors = alarms["DynamoDBSystemErrorsAlarm"]["Properties"]["Metrics"]
     operations = {
-        m["MetricStat"]["Metric"]["Dimensions"][1]["Value"] for m in system_errors if "MetricStat" in m
+        (
+            m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"],
+            m["MetricStat"]["Metric"]["Dimensions"][1]["Value"],
+        )
+        for m in system_errors
+        if "MetricStat" in m
     }
-    policy = template["Resources"]["ApiFunction"]["Properties"]["Policies"][0]["Statement"][0]
-    assert {f"dynamodb:{operation}" for operation in operations} == set(policy["Action"])
+    # Every operation the API calls, on each table (SystemErrors is counted per API operation).
+    assert operations == {
+        ("ItemsTable", "GetItem"),
+        ("ItemsTable", "PutItem"),
+        ("ItemsTable", "UpdateItem"),
+        ("ItemsTable", "TransactWriteItems"),
+        ("ItemsTable", "Query"),
+        ("IdempotencyTable", "PutItem"),
+        ("IdempotencyTable", "UpdateItem"),
+        ("IdempotencyTable", "DeleteItem"),
+    }

@@ -8,7 +8,8 @@ from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
 # The most AWS calls one request makes in sequence (an idempotent POST: claim the
-# key, bump the id counter, put the item, record the response). The capacity
+# key, bump the id counter, put the item, record the response; an idempotent write
+# to a tagged item: claim, the untagged attempt, the transaction, record). The capacity
 # tests hold every route to it, and the template's function timeout leaves room
 # for this many worst-case calls.
 MAX_AWS_CALLS_PER_REQUEST = 4
@@ -20,6 +21,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     table_name: str = Field(
+        min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
+    )
+    idempotency_table_name: str = Field(
         min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
     )
     dynamodb_endpoint_url: str | None = None

@@ -96,11 +96,11 @@ def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
         change = ItemChange(type=kind, id=item.id, version=item.version, item=item, at=item.updated_at)
         return OwnerChange(owner, change)
     if not is_live(old):
-        return None  # a tombstone expiring (TTL) or rewritten: the deletion was already announced
-    if new and "version" in new:  # the API's tombstone records the deletion's version and time
+        return None  # a previous layout's tombstone expiring (TTL): the deletion was already announced
+    if new and "version" in new:  # the previous layout's tombstone, written over the item row
         version = int(new["version"]["N"])
         at = datetime.fromisoformat(new["updated_at"]["S"])
-    else:  # the row was removed outright (not through the API)
+    else:  # the item row removed (the API's delete; its tombstone is in another partition)
         version = int(old["version"]["N"]) + 1
         at = _approximate_time(data)
     return OwnerChange(owner, ItemChange(type="item.deleted", id=item_id, version=version, at=at))

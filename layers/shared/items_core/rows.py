@@ -2,10 +2,14 @@
 
 Layout (key schema in template.yaml):
 
-- ``pk`` (S) = ``OWNER#<owner>``: one partition per owner.
-- ``sk`` (N) = the item id (>= 1); ``sk = 0`` holds the owner's id counter.
-- A row without ``name`` is a tombstone: the item was deleted (it keeps the
-  deletion's ``version`` and ``updated_at``, and an ``expires_at`` for TTL).
+- ``pk`` (S) = ``OWNER#<owner>``: one partition per owner, holding only its
+  live items (``sk`` (N) = the item id, >= 1) and its id counter (``sk = 0``).
+- ``pk`` = ``TAG#<len(owner)>#<owner>#<tag>``: one partition per owner and tag,
+  holding a copy of each live item that carries the tag (same ``sk``), written
+  in the same transaction as the item. The owner's length makes the key
+  unambiguous whatever characters an owner or a tag contains.
+- ``pk`` = ``DELETED#<owner>``: tombstones of deleted items (``sk`` = the id,
+  ``write_token``, ``expires_at`` for TTL), outside every listing's key range.
 
 Rows here are DynamoDB attribute-value maps (``{"S": ...}``), as the low-level
 client returns them and as stream records carry them.
@@ -18,6 +22,8 @@ from typing import Any
 from items_core.models import ItemPublic
 
 OWNER_PREFIX = "OWNER#"
+TAG_PREFIX = "TAG#"
+DELETED_PREFIX = "DELETED#"
 COUNTER_SK = 0
 
 
@@ -26,8 +32,18 @@ def owner_pk(owner: str) -> str:
     return f"{OWNER_PREFIX}{owner}"
 
 
+def tag_pk(owner: str, tag: str) -> str:
+    """The partition key of the copies of an owner's items that carry a tag."""
+    return f"{TAG_PREFIX}{len(owner)}#{owner}#{tag}"
+
+
+def deleted_pk(owner: str) -> str:
+    """The partition key of an owner's tombstones."""
+    return f"{DELETED_PREFIX}{owner}"
+
+
 def owner_of(pk: str) -> str | None:
-    """The owner whose partition this is, or None for other records (idempotency, ...)."""
+    """The owner whose items partition this is, or None for other rows (tag copies, tombstones)."""
     return pk[len(OWNER_PREFIX) :] if pk.startswith(OWNER_PREFIX) else None
 
 

@@ -65,7 +65,7 @@ class IdempotencyMiddleware:
 
         body = await self._read_body(receive)
         fingerprint = hashlib.sha256(headers.get(b"if-match", b"") + b"\n" + body).hexdigest()
-        store = records.IdempotencyStore(get_dynamodb_client(), get_settings().table_name)
+        store = records.IdempotencyStore(get_dynamodb_client(), get_settings().idempotency_table_name)
         record_key = store.record_key(owner, scope["method"], route_path(scope), key)
         token = uuid.uuid4().hex
         result = store.claim(record_key, fingerprint, token, self._lock_seconds(scope))
@@ -115,7 +115,7 @@ class IdempotencyMiddleware:
             # call either way (complete or release), so the retry budget holds.
             self._release_quietly(store, record_key, token, scope)
             raise
-        from app.store.idempotency import StoredResponse
+        from app.store.idempotency import ResponseTooLarge, StoredResponse
 
         response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
         if response.status >= 500:
@@ -123,6 +123,13 @@ class IdempotencyMiddleware:
         else:
             try:
                 store.complete(record_key, token, response)
+            except ResponseTooLarge as error:
+                # Not stored: give the key back rather than replay something else later.
+                get_logger().warning(
+                    "Idempotent response too large to record; key released",
+                    extra={"request_id": request_id(scope), "size": str(error)},
+                )
+                self._release_quietly(store, record_key, token, scope)
             except Exception:
                 # The change happened: say so. A repeat after the lock lapses runs again.
                 get_logger().warning(

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth import NotAuthenticated
 from app.middleware.root_path import serves
-from app.store.errors import ItemNotFound, PreconditionFailed
+from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
 from items_core.models import ErrorDetail, InternalError
 
 # The error bodies' models, documented by reference: a `"model"` in a route's `responses`
@@ -57,6 +57,11 @@ async def _item_not_found(request: Request, exc: Exception) -> JSONResponse:
 
 async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Precondition Failed"}, status_code=412)
+
+
+async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
+    detail = "Another request changed this item while this one was writing it; nothing was changed. Retry."
+    return JSONResponse({"detail": detail}, status_code=409, headers={"Retry-After": "1"})
 
 
 def encodable(value: Any) -> Any:
@@ -140,4 +145,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
+    app.add_exception_handler(WriteConflict, _write_conflict)
     app.add_exception_handler(RequestValidationError, _validation_failed)

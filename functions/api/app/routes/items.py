@@ -42,6 +42,14 @@ _IDEMPOTENT: Responses = {
         headers={"Retry-After": {"schema": {"type": "integer"}}},
     ),
 }
+# Writes to an existing item: the key's 409, or another write got in first.
+_ITEM_WRITE: Responses = {
+    409: documented_error(
+        "A request with this Idempotency-Key is still in progress, or another request changed the"
+        " item while this one was writing it (nothing changed); retry after `Retry-After` seconds.",
+        headers={"Retry-After": {"schema": {"type": "integer"}}},
+    ),
+}
 _PRECONDITION: Responses = {
     412: documented_error("If-Match names no current version of the item; nothing changed.")
 }
@@ -159,7 +167,7 @@ async def get_item(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
 async def replace_item(
     item_id: ItemId,
@@ -176,7 +184,7 @@ async def replace_item(
     "/{item_id}",
     dependencies=[IdempotencyKeyHeader],
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
 async def patch_item(
     item_id: ItemId,
@@ -193,7 +201,7 @@ async def patch_item(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[IdempotencyKeyHeader],
-    responses={**_NOT_FOUND, **_PRECONDITION, **_IDEMPOTENT},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE},
 )
 async def delete_item(
     item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch

@@ -5,9 +5,10 @@ replays that function's return value. Here the unit is an HTTP request: the
 replay must return the stored status code, headers (Location, ETag) and body;
 a different body under the same key must be a 422 and a concurrent repeat a
 409 with Retry-After; keys are scoped per owner, method and path; and its
-DynamoDB layout (a string sort key) does not fit this table. So this module
-runs the small state machine itself, with conditional writes to the items
-table:
+storage layout is its own. So this module runs the small state machine
+itself, with conditional writes to the idempotency table (template.yaml's
+IdempotencyTable: key ``pk`` only, TTL on ``expires_at``, no stream, and a
+role statement allowing PutItem, UpdateItem and DeleteItem on it alone):
 
     (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
                                 |  5xx, crash: released (deleted), or its lock
@@ -22,13 +23,16 @@ table:
   the same bytes under the same precondition.
 - Each claim carries a token: a claim whose reply was lost and retried by
   botocore finds its own token and proceeds (no false 409).
+- The stored response is its status, its headers as JSON and its body as
+  sent: a string attribute when it is UTF-8 (every response of this API), raw
+  bytes otherwise. A record is capped at MAX_RECORD_BYTES; a larger response
+  is sent but not stored, and the key is given back (a repeat runs again).
 - Responses are stored before they are sent. If storing fails, the real
   response is still sent (it did happen) and the record stays IN_PROGRESS
   until its lock lapses; a repeat after that runs again (the one case where a
   POST could create twice, only after DynamoDB failed three attempts).
 """
 
-import base64
 import hashlib
 import json
 import math
@@ -46,6 +50,9 @@ if TYPE_CHECKING:
 RECORD_TTL_SECONDS = 24 * 3600
 DEFAULT_LOCK_SECONDS = 30
 MAX_KEY_LENGTH = 255
+# Far above the largest response this API sends (an item of the models' maximal
+# sizes is about 15 KB of JSON) and far below DynamoDB's 400 KB item limit.
+MAX_RECORD_BYTES = 64 * 1024
 _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "COMPLETED"
 
@@ -112,8 +119,25 @@ class Mismatch:
 ClaimResult = Claimed | Replay | InProgress | Mismatch
 
 
+class ResponseTooLarge(Exception):
+    """The response is over MAX_RECORD_BYTES; it is not stored."""
+
+
+def _body_attribute(body: bytes) -> dict[str, Any]:
+    try:
+        return {"S": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"B": body}
+
+
+def _body_bytes(attribute: dict[str, Any]) -> bytes:
+    if "S" in attribute:
+        return str(attribute["S"]).encode("utf-8")
+    return bytes(attribute["B"])
+
+
 class IdempotencyStore:
-    """The idempotency records, in the items table."""
+    """The idempotency records, in their own table."""
 
     def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
         self._client = client
@@ -123,7 +147,7 @@ class IdempotencyStore:
     def record_key(owner: str, method: str, path: str, key: str) -> dict[str, Any]:
         """The record's table key: a hash, so no part can collide with or reveal another."""
         digest = hashlib.sha256(json.dumps([owner, method, path, key]).encode()).hexdigest()
-        return {"pk": {"S": f"IDEMPOTENCY#{digest}"}, "sk": {"N": "0"}}
+        return {"pk": {"S": digest}}
 
     def claim(
         self, record_key: dict[str, Any], fingerprint: str, token: str, lock_seconds: float
@@ -167,37 +191,38 @@ class IdempotencyStore:
         if row["fingerprint"]["S"] != fingerprint:
             return Mismatch()
         if row["status"]["S"] == _COMPLETED:
-            stored = json.loads(row["response"]["S"])
+            headers = json.loads(row["response_headers"]["S"])
             return Replay(
                 StoredResponse(
-                    status=stored["status"],
-                    headers=[
-                        (name.encode("latin-1"), value.encode("latin-1")) for name, value in stored["headers"]
-                    ],
-                    body=base64.b64decode(stored["body"]),
+                    status=int(row["response_status"]["N"]),
+                    headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
+                    body=_body_bytes(row["response_body"]),
                 )
             )
         return InProgress(retry_after=max(1, math.ceil(float(row["locked_until"]["N"]) - now)))
 
     def complete(self, record_key: dict[str, Any], token: str, response: StoredResponse) -> None:
-        """Record the response of the request that holds the key."""
-        stored = {
-            "status": response.status,
-            "headers": [
-                (name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers
-            ],
-            "body": base64.b64encode(response.body).decode(),
-        }
+        """Record the response of the request that holds the key (ResponseTooLarge: not recorded)."""
+        headers = json.dumps(
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers]
+        )
+        if len(headers) + len(response.body) > MAX_RECORD_BYTES:
+            raise ResponseTooLarge(f"{len(headers) + len(response.body)} bytes")
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=record_key,
-                UpdateExpression="SET #status = :completed, #response = :response",
+                UpdateExpression=(
+                    "SET #status = :completed, response_status = :code,"
+                    " response_headers = :headers, response_body = :body"
+                ),
                 ConditionExpression="claim_token = :token AND #status = :in_progress",
-                ExpressionAttributeNames={"#status": "status", "#response": "response"},
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":completed": {"S": _COMPLETED},
-                    ":response": {"S": json.dumps(stored)},
+                    ":code": {"N": str(response.status)},
+                    ":headers": {"S": headers},
+                    ":body": _body_attribute(response.body),
                     ":token": {"S": token},
                     ":in_progress": {"S": _IN_PROGRESS},
                 },

@@ -1,11 +1,17 @@
 """DynamoDB storage of items: keys, attribute mapping and every call the API makes.
 
-Layout of the single table (key schema in template.yaml):
+Layout of the single table (key schema in template.yaml; items_core/rows.py):
 
-- ``pk`` (S) = ``OWNER#<owner>``: one partition per owner, so isolation is a key
-  property, not a filter, and listing is a Query on one partition.
-- ``sk`` (N) = the item id (>= 1). ``sk = 0`` holds the owner's id counter
-  (``last_id``); ids are never reused.
+- ``OWNER#<owner>``: the owner's live items (``sk`` = id >= 1) and the id
+  counter (``sk = 0``, ``last_id``); ids are never reused. An unfiltered
+  listing is a Query over ``sk > cursor`` here: nothing but live items lies in
+  that range, so a page holds ``limit`` items unless it is the last.
+- ``TAG#<len(owner)>#<owner>#<tag>``: a full copy of every live item carrying
+  the tag, written in the same transaction as the item, so a ``tag`` listing
+  is a Query on that partition (strongly consistent, cost proportional to the
+  page). Writes to a tagged item cost a transaction over 1 + (its tags) rows.
+- ``DELETED#<owner>``: tombstones (``write_token`` and a TTL), written in the
+  same transaction that deletes the item, outside every listing's range.
 - ``name_folded`` is ``name.casefold()`` so ``q`` can match case-insensitively
   with ``contains`` in a filter expression.
 
@@ -15,12 +21,15 @@ DynamoDB may see it twice. Every write therefore stores a fresh per-request
 the condition fails, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` returns
 the current row at no extra cost, and our own token in it means "this write
 was applied": the retry reports success instead of a false 404/412, a second
-version bump, a duplicate item or a skipped id.
+version bump, a duplicate item or a skipped id. A retried delete finds the
+item gone and its own token on the tombstone. (Transactions also carry
+botocore's ``ClientRequestToken``, with which DynamoDB itself answers a retry
+within 10 minutes as a success.)
 
-A delete therefore leaves a tombstone (the key, the token, ``expires_at`` for
-DynamoDB's TTL, and the deletion's ``version`` and ``updated_at`` for the
-change stream) instead of removing the row, so its retry can see that it was
-applied. Reads treat a row without ``name`` as absent.
+Writes to an item first assume it carries no tags (one plain write, the
+common case). When the failed condition's row shows tags, the write becomes
+one transaction conditioned on the version that row showed; if another write
+got in between, nothing is written and the client gets 409 (retry).
 """
 
 import time
@@ -31,28 +40,42 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from app.store.errors import ItemNotFound, PreconditionFailed, condition_failure_row
+from app.store.errors import (
+    ItemNotFound,
+    PreconditionFailed,
+    WriteConflict,
+    cancelled_rows,
+    condition_failure_row,
+)
 from items_core.models import ItemCreate, ItemPublic
-from items_core.rows import COUNTER_SK, item_from_row, owner_pk
+from items_core.rows import COUNTER_SK, deleted_pk, is_live, item_from_row, owner_pk, tag_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        DeleteTypeDef,
+        PutTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+    )
 
 # DynamoDB numbers keep 38 significant digits; no id can ever get this large.
 MAX_ITEM_ID = 2**63 - 1
 TOMBSTONE_TTL_SECONDS = 24 * 3600
 _CLIENT_ATTRIBUTES = ("name", "name_folded", "description", "price", "quantity", "tags")
+_STORED_ATTRIBUTES = (*_CLIENT_ATTRIBUTES, "version", "created_at", "updated_at")
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
-# A filtered page evaluates this many items per Query, at most this many times,
-# so a sparse match costs bounded capacity and time; the cursor resumes where it stopped.
+# A page filtered by `q` evaluates this many items per Query, at most this many
+# times, so a sparse match costs bounded capacity and time; the cursor resumes where it stopped.
 FILTERED_EVALUATION_LIMIT = 100
 FILTERED_MAX_QUERIES = 2
-# "Not yet applied by this request": the row is live and carries another token.
+# "Live, and not yet changed by this request".
 _LIVE_AND_NOT_MINE = (
     "attribute_exists(#name) AND (attribute_not_exists(write_token) OR write_token <> :token)"
 )
+_UNTAGGED = " AND size(tags) = :zero"
 
 AnyVersion = Literal["*"]
 
@@ -72,8 +95,20 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     return _key(owner, item_id)
 
 
+def _tag_key(owner: str, tag: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
+    return {"pk": {"S": tag_pk(owner, tag)}, "sk": {"N": str(item_id)}}
+
+
+def _tombstone_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
+    return {"pk": {"S": deleted_pk(owner)}, "sk": {"N": str(item_id)}}
+
+
 def _written_by(row: dict[str, Any], token: str) -> bool:
     return bool(row.get("write_token", {}).get("S") == token)
+
+
+def _tags(row: dict[str, Any]) -> list[str]:
+    return [tag["S"] for tag in row.get("tags", {}).get("L", [])]
 
 
 def _client_fields(fields: dict[str, Any]) -> dict[str, "AttributeValueTypeDef"]:
@@ -109,6 +144,14 @@ def _version_condition(
     return f" AND version IN ({', '.join(names)})"
 
 
+def _check_current(row: dict[str, Any], if_match: list[int] | AnyVersion | None) -> None:
+    """404 for an absent item, 412 when If-Match names none of its versions."""
+    if not is_live(row):
+        raise ItemNotFound
+    if isinstance(if_match, list) and int(row["version"]["N"]) not in if_match:
+        raise PreconditionFailed
+
+
 @dataclass(frozen=True)
 class StoredPage:
     """Items of one page and the id to continue after, if any."""
@@ -135,9 +178,9 @@ class ItemStore:
             ConsistentRead=True,
         )
         row = response.get("Item")
-        if not row or "name" not in row:
+        if not is_live(row):
             raise ItemNotFound
-        return item_from_row(row)
+        return item_from_row(row)  # type: ignore[arg-type]
 
     def _next_id(self, owner: str, token: str) -> int:
         try:
@@ -157,12 +200,27 @@ class ItemStore:
             return int(row["last_id"]["N"])  # our increment was applied; its reply was lost
         return int(counter["Attributes"]["last_id"]["N"])
 
+    def _tag_copies(self, owner: str, row: dict[str, Any]) -> list["TransactWriteItemTypeDef"]:
+        """Puts of the item's copy into each of its tags' partitions."""
+        copy = {name: row[name] for name in _STORED_ATTRIBUTES if name in row}
+        return [
+            {"Put": {"TableName": self._table, "Item": {**_tag_key(owner, tag, int(row["sk"]["N"])), **copy}}}
+            for tag in _tags(row)
+        ]
+
+    def _tag_removals(self, owner: str, item_id: int, tags: list[str]) -> list["TransactWriteItemTypeDef"]:
+        return [{"Delete": {"TableName": self._table, "Key": _tag_key(owner, tag, item_id)}} for tag in tags]
+
+    def _transact(self, items: list["TransactWriteItemTypeDef"]) -> None:
+        """One atomic write; the first action is always the item's own row (condition_failure_row)."""
+        self._client.transact_write_items(TransactItems=items)
+
     def create(self, owner: str, item: ItemCreate) -> ItemPublic:
-        """Assign the owner's next id and store the item."""
+        """Assign the owner's next id and store the item (and its tag copies)."""
         token = uuid.uuid4().hex
         item_id = self._next_id(owner, token)
         now = _now()
-        attributes = {
+        row = {
             **_key(owner, item_id),
             **_client_fields(item.model_dump()),
             "version": {"N": "1"},
@@ -170,18 +228,22 @@ class ItemStore:
             "updated_at": {"S": now},
             "write_token": {"S": token},
         }
+        put: PutTypeDef = {
+            "TableName": self._table,
+            "Item": row,
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=attributes,
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            if item.tags:
+                self._transact([{"Put": put}, *self._tag_copies(owner, row)])
+            else:
+                self._client.put_item(**put)
         except ClientError as error:
-            row = condition_failure_row(error)
-            if row is None or not _written_by(row, token):
+            current = condition_failure_row(error)
+            if current is None or not _written_by(current, token):
                 raise
-        return item_from_row(attributes)
+        return item_from_row(row)
 
     def update(
         self,
@@ -196,14 +258,23 @@ class ItemStore:
         ``if_match``: the versions the client accepts (from If-Match), ``"*"`` or None.
         """
         if not fields:
-            current = self.get(owner, item_id)
-            if isinstance(if_match, list) and current.version not in if_match:
+            unchanged = self.get(owner, item_id)
+            if isinstance(if_match, list) and unchanged.version not in if_match:
                 raise PreconditionFailed
-            return current
+            return unchanged
         token = uuid.uuid4().hex
+        now = _now()
+        if fields.get("tags"):  # the item will carry tags: its copies are written with it
+            read = self._client.get_item(
+                TableName=self._table, Key=_item_key(owner, item_id), ConsistentRead=True
+            )
+            row: dict[str, Any] = dict(read.get("Item", {}))
+            _check_current(row, if_match)
+            return self._update_with_tags(owner, row, fields, token, now, if_match)
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
-            ":now": {"S": _now()},
+            ":zero": {"N": "0"},
+            ":now": {"S": now},
             ":token": {"S": token},
         }
         names = dict(_NAMES)
@@ -215,7 +286,7 @@ class ItemStore:
         expression = "SET " + ", ".join(assignments)
         if "description" in fields and fields["description"] is None:
             expression += " REMOVE description"
-        condition = _LIVE_AND_NOT_MINE + _version_condition(if_match, values)
+        condition = _LIVE_AND_NOT_MINE + _version_condition(if_match, values) + _UNTAGGED
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -228,67 +299,147 @@ class ItemStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            return item_from_row(self._resolve(error, token, if_match))
+            current = condition_failure_row(error)
+            if current is None:
+                raise
+            if _written_by(current, token):
+                return item_from_row(current)  # applied; its reply was lost
+            _check_current(current, if_match)
+            # The item carries tags: rewrite it with its copies, from the row just returned.
+            return self._update_with_tags(owner, current, fields, token, now, if_match)
         return item_from_row(response["Attributes"])
 
-    def delete(self, owner: str, item_id: int, *, if_match: list[int] | AnyVersion | None = None) -> None:
-        """Delete the owner's item (leaving a tombstone) or raise ItemNotFound/PreconditionFailed."""
-        token = uuid.uuid4().hex
-        values: dict[str, AttributeValueTypeDef] = {
-            ":token": {"S": token},
-            ":expires": {"N": str(int(time.time()) + TOMBSTONE_TTL_SECONDS)},
-            ":one": {"N": "1"},
-            ":now": {"S": _now()},
-        }
-        condition = _LIVE_AND_NOT_MINE + _version_condition(if_match, values)
-        removed = ", ".join(f"#{attribute}" for attribute in _CLIENT_ATTRIBUTES)
+    def _update_with_tags(
+        self,
+        owner: str,
+        current: dict[str, Any],
+        fields: dict[str, Any],
+        token: str,
+        now: str,
+        if_match: list[int] | AnyVersion | None,
+    ) -> ItemPublic:
+        """Write the item and its tag copies in one transaction, if it is still at `current`'s version."""
+        row = {name: value for name, value in current.items() if name not in ("write_token", "description")}
+        if "description" in current and "description" not in fields:
+            row["description"] = current["description"]
+        row.update(_client_fields(fields))
+        version = int(current["version"]["N"])
+        row.update(
+            {"version": {"N": str(version + 1)}, "updated_at": {"S": now}, "write_token": {"S": token}}
+        )
+        item_id = int(current["sk"]["N"])
+        kept = set(_tags(row))
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_item_key(owner, item_id),
-                # The tombstone keeps the deletion's version and time for the change stream.
-                UpdateExpression=(
-                    "SET write_token = :token, expires_at = :expires, version = version + :one, "
-                    f"updated_at = :now REMOVE {removed}, created_at"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={f"#{attribute}": attribute for attribute in _CLIENT_ATTRIBUTES},
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            self._transact(
+                [
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": row,
+                            "ConditionExpression": "version = :version",
+                            "ExpressionAttributeValues": {":version": {"N": str(version)}},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    *self._tag_copies(owner, row),
+                    *self._tag_removals(owner, item_id, [tag for tag in _tags(current) if tag not in kept]),
+                ]
             )
         except ClientError as error:
-            self._resolve(error, token, if_match)
+            latest = condition_failure_row(error)
+            if latest is None:
+                raise
+            if _written_by(latest, token):
+                return item_from_row(row)
+            _check_current(latest, if_match)
+            raise WriteConflict from error  # changed since `current` was read: nothing written
+        return item_from_row(row)
 
-    def _resolve(
-        self, error: ClientError, token: str, if_match: list[int] | AnyVersion | None
-    ) -> dict[str, Any]:
-        """Tell apart a failed condition: our own applied write (returned), 404 or 412."""
-        row = condition_failure_row(error)
-        if row is None:
-            raise error
-        if _written_by(row, token):
-            return row
-        if "name" not in row:
-            raise ItemNotFound from error
-        if isinstance(if_match, list):
-            raise PreconditionFailed from error
-        raise error  # unreachable: a live row without our token satisfies every other condition
+    def delete(self, owner: str, item_id: int, *, if_match: list[int] | AnyVersion | None = None) -> None:
+        """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed)."""
+        token = uuid.uuid4().hex
+        values: dict[str, AttributeValueTypeDef] = {":zero": {"N": "0"}}
+        condition = "attribute_exists(#name)" + _version_condition(if_match, values) + _UNTAGGED
+        try:
+            self._delete(owner, item_id, token, condition, values, tags=[])
+            return
+        except ClientError as error:
+            current = condition_failure_row(error)
+            if current is None:
+                raise
+            _check_current(current, if_match)
+        # The item carries tags: delete it with its copies, if it is still at that version.
+        try:
+            self._delete(
+                owner, item_id, token, "version = :version", {":version": current["version"]}, _tags(current)
+            )
+        except ClientError as error:
+            latest = condition_failure_row(error)
+            if latest is None:
+                raise
+            _check_current(latest, if_match)
+            raise WriteConflict from error  # changed since it was read: nothing written
+
+    def _delete(
+        self,
+        owner: str,
+        item_id: int,
+        token: str,
+        condition: str,
+        values: dict[str, "AttributeValueTypeDef"],
+        tags: list[str],
+    ) -> None:
+        tombstone: PutTypeDef = {
+            "TableName": self._table,
+            "Item": {
+                **_tombstone_key(owner, item_id),
+                "write_token": {"S": token},
+                "expires_at": {"N": str(int(time.time()) + TOMBSTONE_TTL_SECONDS)},
+            },
+            # Our own tombstone already there: this is a retry of an applied delete.
+            "ConditionExpression": "attribute_not_exists(write_token) OR write_token <> :token",
+            "ExpressionAttributeValues": {":token": {"S": token}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        delete: DeleteTypeDef = {
+            "TableName": self._table,
+            "Key": _item_key(owner, item_id),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if "#name" in condition:
+            delete["ExpressionAttributeNames"] = _NAMES
+        try:
+            self._transact(
+                [{"Delete": delete}, {"Put": tombstone}, *self._tag_removals(owner, item_id, tags)]
+            )
+        except ClientError as error:
+            rows = cancelled_rows(error)
+            if len(rows) > 1 and rows[1] is not None and _written_by(rows[1], token):
+                return  # applied by an earlier attempt whose reply was lost
+            raise
 
     def list_items(self, owner: str, *, after: int, limit: int, q: str = "", tag: str = "") -> StoredPage:
-        """Items with id > after, in id order, matching the optional filters."""
-        filters = ["attribute_exists(#name)"]  # skips tombstones
-        values: dict[str, AttributeValueTypeDef] = {":pk": {"S": owner_pk(owner)}}
+        """Items with id > after, in id order, matching the optional filters.
+
+        Unfiltered and `tag` pages read one partition that holds only live
+        matching items: one Query of `limit + 1` rows. `q` is a filter over
+        that partition, within a read budget; a cursor is handed out only
+        while ids beyond it may exist.
+        """
+        partition = tag_pk(owner, tag) if tag else owner_pk(owner)
+        # Skips rows left by the previous layout, whose tombstones shared the
+        # items' range (gone by TTL within 24 h of upgrading).
+        filters = ["attribute_exists(#name)"]
+        values: dict[str, AttributeValueTypeDef] = {":pk": {"S": partition}}
         if q:
             filters.append("contains(name_folded, :q)")
             values[":q"] = {"S": q.casefold()}
-        if tag:
-            filters.append("contains(tags, :tag)")
-            values[":tag"] = {"S": tag}
-        filtered = bool(q or tag)
         # One more than a page tells whether another page exists without a
         # second round trip (and without handing out a cursor to an empty page).
-        evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if filtered else limit + 1
-        max_queries = FILTERED_MAX_QUERIES if filtered else 1
+        evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if q else limit + 1
+        max_queries = FILTERED_MAX_QUERIES if q else 1
         items: list[ItemPublic] = []
         for _ in range(max_queries):
             values[":after"] = {"N": str(after)}
@@ -310,4 +461,15 @@ class ItemStore:
             if last_key is None:
                 return StoredPage(items, continue_after=None)
             after = int(last_key["sk"]["N"])
-        return StoredPage(items, continue_after=after)
+        # The read budget ran out: continue after the last row read, unless no id beyond it exists yet.
+        return StoredPage(items, continue_after=after if after < self._last_id(owner) else None)
+
+    def _last_id(self, owner: str) -> int:
+        """The highest id the owner has been given (0 for none)."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_key(owner, COUNTER_SK),
+            ProjectionExpression="last_id",
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get("last_id", {}).get("N", "0"))

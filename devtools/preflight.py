@@ -1,0 +1,165 @@
+"""The pre-deploy gate's own checks: AWS's rules on the transformed template, samconfig's values.
+
+Runs in the SAM CLI's virtual environment (.venv-sam), which carries the SAM translator
+and cfn-lint (the translator pins a pydantic the app's environment cannot share).
+``python -m devtools.preflight`` (run by ``make preflight``) transforms template.yaml as SAM
+would, runs cfn-lint with the custom rules in ``devtools/cfn_rules`` on the result, and checks
+every samconfig environment's ``parameter_overrides`` against the template's constraints. It
+prints one line per finding, naming its rule, and exits 1 if there is any.
+tests/test_preflight.py calls the same functions on deliberately broken copies.
+"""
+
+import json
+import os
+import re
+import shlex
+import sys
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from devtools.template import REPO_ROOT, load_template
+
+RULES_DIR = Path(__file__).parent / "cfn_rules"
+SAMCONFIG = REPO_ROOT / "samconfig.toml"
+PARAMETERS_RULE = "P9001"  # samconfig's parameter values against the template's constraints
+Finding = tuple[str, str]  # (rule id, message)
+
+
+class _NoManagedPolicies:
+    """The template names no managed policy; SAM's own defaults carry their ARNs."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def transform(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation receives it after `sam package` and the SAM transform."""
+    from samtranslator.translator.transform import transform as sam_transform  # type: ignore[import-not-found]
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # only names ARNs; nothing is called
+    template = {**template, "Resources": {name: dict(r) for name, r in template["Resources"].items()}}
+    for name, resource in template["Resources"].items():
+        properties = dict(resource.get("Properties", {}))
+        if resource["Type"] == "AWS::Serverless::Function":
+            properties["CodeUri"] = f"s3://bucket/{name}.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            properties["ContentUri"] = f"s3://bucket/{name}.zip"
+        resource["Properties"] = properties
+    parameters: dict[str, Any] = {
+        "AWS::Region": "us-east-1",
+        "AWS::AccountId": "123456789012",
+        "AWS::Partition": "aws",
+        "AWS::StackName": "items-api",
+        "JwtIssuer": "https://issuer.example",
+        "JwtAudience": ["audience"],
+    }
+    for name, parameter in template.get("Parameters", {}).items():
+        if "Default" in parameter:
+            parameters.setdefault(name, parameter["Default"])
+    transformed: dict[str, Any] = sam_transform(template, parameters, _NoManagedPolicies())
+    return transformed
+
+
+@lru_cache(maxsize=1)
+def _rules() -> Any:
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    config = ConfigMixIn(append_rules=[str(RULES_DIR)], regions=["us-east-1"])
+    return config, Runner(config).rules
+
+
+def lint(transformed: dict[str, Any]) -> list[Finding]:
+    """cfn-lint (its rules and ours) on a transformed template: errors and warnings."""
+    from cfnlint.runner import run_template_by_data
+
+    config, rules = _rules()
+    return [
+        (match.rule.id, f"{'/'.join(str(p) for p in match.path)}: {match.message}")
+        for match in run_template_by_data(transformed, config, rules)
+        if match.rule.id[0] in "EW"
+    ]
+
+
+def _overrides(environment: dict[str, Any]) -> dict[str, str]:
+    raw = environment.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+    pairs = shlex.split(raw) if isinstance(raw, str) else list(raw)
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def parameter_problems(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
+    """Each environment's parameter_overrides against AllowedValues/Pattern/length/number bounds.
+
+    A parameter without a Default must be set in every environment or named in the template's
+    Metadata Preflight.GuidedParameters (asked by `sam deploy --guided`, then kept by CloudFormation).
+    """
+    parameters = template.get("Parameters", {})
+    guided = set(template.get("Metadata", {}).get("Preflight", {}).get("GuidedParameters", []))
+    problems = []
+    for environment, config in sorted(samconfig.items()):
+        if not isinstance(config, dict):
+            continue
+        values = _overrides(config)
+        for name, value in values.items():
+            spec = parameters.get(name)
+            where = f"samconfig [{environment}] {name}={value}"
+            if spec is None:
+                problems.append(
+                    f"{where}: the template has no such parameter; CloudFormation refuses the deploy"
+                )
+                continue
+            problems.extend(f"{where}: {problem}" for problem in _violations(spec, value))
+        for name, spec in parameters.items():
+            if "Default" not in spec and name not in values and name not in guided:
+                problems.append(
+                    f"samconfig [{environment}]: {name} has no default and is neither set nor named in "
+                    "Metadata Preflight.GuidedParameters; the deploy stops asking for it"
+                )
+    return [(PARAMETERS_RULE, problem) for problem in problems]
+
+
+def _violations(spec: dict[str, Any], value: str) -> list[str]:
+    found = []
+    if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        found.append(f"not one of AllowedValues {spec['AllowedValues']}")
+    if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+        found.append(f"does not match AllowedPattern {spec['AllowedPattern']}")
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        found.append(f"shorter than MinLength {spec['MinLength']}")
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        found.append(f"longer than MaxLength {spec['MaxLength']}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return [*found, "is not a number"]
+        if number < float(spec.get("MinValue", number)) or number > float(spec.get("MaxValue", number)):
+            found.append(f"outside MinValue/MaxValue {spec.get('MinValue')}..{spec.get('MaxValue')}")
+    return found
+
+
+def check(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
+    """Everything this module checks, on one template and samconfig."""
+    return lint(transform(template)) + parameter_problems(template, samconfig)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--batch"]:
+        # tests/test_preflight.py: many {"template", "samconfig"} cases, one process (cfn-lint loads once).
+        cases = json.loads(sys.stdin.read())
+        results = {name: check(case["template"], case["samconfig"]) for name, case in cases.items()}
+        print(json.dumps(results))
+        return 0
+    findings = check(load_template(), tomllib.loads(SAMCONFIG.read_text(encoding="utf-8")))
+    for rule, message in findings:
+        print(f"{rule} {message}")
+    print(
+        f"preflight: {len(findings)} finding(s)" if findings else "preflight: AWS rules and parameters pass"
+    )
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
