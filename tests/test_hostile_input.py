@@ -98,6 +98,26 @@ def test_malformed_json_is_explained_in_the_apis_words(
     assert error["ctx"]["error"] == message
 
 
+@pytest.mark.parametrize(
+    "raw", [b"2.3884529582317566e-306", b"0.5", b"1e400", b"-1.0E-7", b"7", b"null", b"true", b'"x"', b"[]"]
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/items"), ("PUT", "/items/1"), ("PATCH", "/items/1")])
+def test_a_body_that_is_not_an_object_is_422_and_changes_nothing(
+    client: TestClient, auth: Auth, raw: bytes, method: str, path: str
+) -> None:
+    # A fractional number is parsed as a Decimal, which FastAPI's from_attributes validation
+    # would read as an object with no fields (a PATCH of nothing): it must be refused like the rest.
+    created = client.post("/items", json={"name": "kept", "price": 1}, headers=auth("alice"))
+    assert created.json()["id"] == 1
+    response = send(client, method, path, raw, auth)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert error["type"] == "model_attributes_type"
+    assert client.get("/items/1", headers=auth("alice")).json()["version"] == 1
+    assert [item["id"] for item in client.get("/items", headers=auth("alice")).json()["items"]] == [1]
+
+
 BLANK = [
     " ",
     "\u3000 \u2003",  # ideographic and em spaces

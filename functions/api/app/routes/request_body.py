@@ -1,6 +1,7 @@
 """Request bodies parsed as exact JSON: numbers with a fraction become Decimal, never float."""
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -62,6 +63,13 @@ class ExactJSONRequest(Request):
                 # NaN/Infinity, invalid UTF-8, overlong numbers, deep nesting: all
                 # malformed JSON to the client, so FastAPI answers 422.
                 raise json.JSONDecodeError(_describe(error), "", 0) from error
+            if isinstance(self._json, Decimal):
+                # A whole body that is one fractional number: FastAPI validates bodies with
+                # from_attributes, which would read a Decimal *object* as a model with no
+                # fields (a PATCH of nothing, 200). As a float (or its text, beyond float's
+                # range) it is refused like any other non-object body: 422.
+                as_float = float(self._json)
+                self._json = as_float if math.isfinite(as_float) else str(self._json)
         return self._json
 
 
