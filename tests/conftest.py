@@ -76,12 +76,14 @@ def local_auth(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
 def dynamodb(environment: None) -> Iterator[Any]:
     """A moto DynamoDB with the items and idempotency tables created from template.yaml."""
     uninstall = moto_transactions.install()
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_table(client, TABLE_NAME)
-        create_table(client, IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable")
-        yield client
-    uninstall()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb")
+            create_table(client, TABLE_NAME)
+            create_table(client, IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable")
+            yield client
+    finally:
+        uninstall()
 
 
 @pytest.fixture

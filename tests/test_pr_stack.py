@@ -146,3 +146,26 @@ def test_cleanup_deletes_the_stack_then_what_it_retained(session: Any) -> None:
 def test_every_retained_resource_type_has_a_cleanup() -> None:
     kinds = set(pr_stack.retained_logical_ids().values())
     assert kinds <= {"AWS::DynamoDB::Table", "AWS::IAM::Role"}, kinds
+
+
+def test_a_retained_role_is_emptied_and_deleted(session: Any) -> None:
+    iam = session.client("iam")
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    }
+    iam.create_role(RoleName="items-api-pr-7-logging", AssumeRolePolicyDocument=json.dumps(trust))
+    statement = {"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    managed = iam.create_policy(PolicyName="p", PolicyDocument=document)
+    iam.attach_role_policy(RoleName="items-api-pr-7-logging", PolicyArn=managed["Policy"]["Arn"])
+    iam.put_role_policy(RoleName="items-api-pr-7-logging", PolicyName="inline", PolicyDocument=document)
+    assert pr_stack.delete_retained(session, [("AWS::IAM::Role", "items-api-pr-7-logging")]) == [
+        "AWS::IAM::Role items-api-pr-7-logging"
+    ]
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("items-api")] == []

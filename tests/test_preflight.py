@@ -297,3 +297,40 @@ def test_each_breakage_fails_the_gate_naming_its_rule(
 ) -> None:
     rules = {rule for rule, _message in outcomes[case]}
     assert BREAKAGES[case][1] in rules, outcomes[case]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [
+        (
+            [
+                {"Id": "a", "Expression": "100 * b / 1e3", "ReturnData": True},
+                {"Id": "b", "ReturnData": False},
+            ],
+            None,
+        ),
+        ([{"Id": "q", "Expression": 'SELECT AVG(Latency) FROM SCHEMA("AWS/ApiGateway")'}], None),
+        ([{"Id": "e", "Expression": 'SUM(METRICS("op"))'}, {"Id": "opGet", "ReturnData": False}], None),
+        (
+            [{"Id": "e", "Expression": 'SUM(METRICS("op"))'}, {"Id": "get", "ReturnData": False}],
+            "matches no metric id",
+        ),
+        (
+            [{"Id": "a", "Expression": "b + gone"}, {"Id": "b", "ReturnData": False}],
+            "'gone', which is no metric id",
+        ),
+        ([{"Id": "Upper"}], "must start with a lowercase letter"),
+        ([{"Id": "a"}, {"Id": "a", "ReturnData": False}], "must be unique"),
+        ([{"Id": "a"}, {"Id": "b"}], "exactly one metric must have ReturnData true (2 do)"),
+    ],
+)
+def test_metric_math_rule_reads_expressions_as_cloudwatch_does(
+    metrics: list[dict[str, Any]], problem: str | None
+) -> None:
+    from devtools.cfn_rules.deploy_rules import metric_math_problems
+
+    found = metric_math_problems(metrics)
+    if problem is None:
+        assert found == []
+    else:
+        assert any(problem in message for message in found), found

@@ -371,6 +371,36 @@ def test_a_write_that_loses_the_race_is_409_and_writes_nothing(
     assert client.get(path, headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [("TransactionConflict", 409), ("ThrottlingError", 503), ("ProvisionedThroughputExceeded", 503)],
+)
+def test_a_transaction_refused_by_dynamodb_is_409_or_503_and_writes_nothing(
+    client: TestClient, auth: Auth, reason: str, status: int
+) -> None:
+    """DynamoDB cancels a transaction for another transaction on the same item or for throttling;
+    botocore does not retry TransactionCanceledException, so the API answers at once."""
+    from botocore.awsrequest import AWSResponse
+
+    headers = auth("alice")
+    item = client.post("/items", json={"name": "a", "price": 1, "tags": ["t"]}, headers=headers).json()
+
+    def cancel(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        body = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "injected"},
+            "CancellationReasons": [{"Code": reason}, {"Code": "None"}],
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return AWSResponse("https://dynamodb", 400, {}, None), body  # type: ignore[arg-type]
+
+    get_dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", cancel)
+    response = client.patch(f"/items/{item['id']}", json={"quantity": 5}, headers=headers)
+    assert response.status_code == status, response.text
+    assert "retry-after" in response.headers
+    get_dynamodb_client().meta.events.unregister("before-call.dynamodb.TransactWriteItems", cancel)
+    assert client.get(f"/items/{item['id']}", headers=headers).json()["quantity"] == 0
+
+
 # --- q: a budget, and no cursor to a provably empty remainder ----------------------
 
 

@@ -556,49 +556,61 @@ class SnapStartBehindAParameter(CloudFormationLintRule):
 
 
 _METRIC_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
-_FUNCTIONS = {
-    "METRICS",
-    "SUM",
-    "AVG",
-    "MIN",
-    "MAX",
-    "IF",
-    "AND",
-    "OR",
-    "FILL",
-    "RATE",
-    "DIFF",
-    "ABS",
-    "CEIL",
-    "FLOOR",
-    "LOG",
-    "LOG10",
-    "SQRT",
-    "STDDEV",
-    "PERIOD",
-    "RUNNING_SUM",
-    "FIRST",
-    "LAST",
-    "REPEAT",
-    "LINEAR",
-    "DATAPOINT_COUNT",
-    "TIME_SERIES",
-    "REMOVE_EMPTY",
-    "SORT",
-    "SLICE",
-    "ANOMALY_DETECTION_BAND",
-    "INSIGHT_RULE_METRIC",
-    "SEARCH",
-    "SERVICE_QUOTA",
-    "MAX_VALUE",
-    "MIN_VALUE",
-    "DIFF_TIME",
-    "SUM_BY",
-    "ASC",
-    "DESC",
-    "LAMBDA",
-    "SQL",
-}
+# CloudWatch metric math's functions, operators and keywords (names any expression may use).
+_FUNCTIONS = frozenset(
+    [
+        "ABS",
+        "ANOMALY_DETECTION_BAND",
+        "AVG",
+        "CEIL",
+        "DATAPOINT_COUNT",
+        "DB_PERF_INSIGHTS",
+        "DIFF",
+        "DIFF_TIME",
+        "FILL",
+        "FIRST",
+        "FLOOR",
+        "IF",
+        "INSIGHT_RULE_METRIC",
+        "LAMBDA",
+        "LAST",
+        "LOG",
+        "LOG10",
+        "MAX",
+        "MAX_VALUE",
+        "METRIC_COUNT",
+        "METRICS",
+        "MIN",
+        "MIN_VALUE",
+        "PERIOD",
+        "RATE",
+        "REMOVE_EMPTY",
+        "RUNNING_SUM",
+        "SEARCH",
+        "SERVICE_QUOTA",
+        "SLICE",
+        "SORT",
+        "STDDEV",
+        "SUM",
+        "TIME_SERIES",
+        "MINUTE",
+        "HOUR",
+        "DAY",
+        "DATE",
+        "MONTH",
+        "YEAR",
+        "EPOCH",
+        "AND",
+        "OR",
+        "NOT",
+        "LINEAR",
+        "REPEAT",
+        "ASC",
+        "DESC",
+    ]
+)
+# A number literal, so that `1e3` is not read as a name.
+_NUMBER = re.compile(r"\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
 
 
 class MetricMathValid(CloudFormationLintRule):
@@ -644,7 +656,9 @@ def metric_math_problems(metrics: list[dict[str, Any]]) -> list[str]:
         for prefix in re.findall(r'METRICS\(\s*"([^"]*)"\s*\)', expression):
             if not any(other.startswith(prefix) for other in ids if other != metric.get("Id")):
                 problems.append(f'METRICS("{prefix}") in {metric.get("Id")} matches no metric id')
-        bare = re.sub(r'"[^"]*"', "", expression)
+        if expression.lstrip().upper().startswith("SELECT"):
+            continue  # a Metrics Insights query names metrics, not ids
+        bare = _NUMBER.sub("", re.sub(r'"[^"]*"', "", expression))
         for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare):
             if word.upper() in _FUNCTIONS or word in ids:
                 continue

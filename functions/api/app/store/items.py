@@ -63,8 +63,18 @@ if TYPE_CHECKING:
 # DynamoDB numbers keep 38 significant digits; no id can ever get this large.
 MAX_ITEM_ID = 2**63 - 1
 TOMBSTONE_TTL_SECONDS = 24 * 3600
-_CLIENT_ATTRIBUTES = ("name", "name_folded", "description", "price", "quantity", "tags")
-_STORED_ATTRIBUTES = (*_CLIENT_ATTRIBUTES, "version", "created_at", "updated_at")
+# What a tag copy carries: everything of the item but its key and write token.
+_STORED_ATTRIBUTES = (
+    "name",
+    "name_folded",
+    "description",
+    "price",
+    "quantity",
+    "tags",
+    "version",
+    "created_at",
+    "updated_at",
+)
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
 # A page filtered by `q` evaluates this many items per Query, at most this many
@@ -84,8 +94,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _row_key(partition: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
+    return {"pk": {"S": partition}, "sk": {"N": str(item_id)}}
+
+
 def _key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
-    return {"pk": {"S": owner_pk(owner)}, "sk": {"N": str(item_id)}}
+    return _row_key(owner_pk(owner), item_id)
 
 
 def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
@@ -93,14 +107,6 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     if item_id > MAX_ITEM_ID:
         raise ItemNotFound
     return _key(owner, item_id)
-
-
-def _tag_key(owner: str, tag: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
-    return {"pk": {"S": tag_pk(owner, tag)}, "sk": {"N": str(item_id)}}
-
-
-def _tombstone_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
-    return {"pk": {"S": deleted_pk(owner)}, "sk": {"N": str(item_id)}}
 
 
 def _written_by(row: dict[str, Any], token: str) -> bool:
@@ -204,12 +210,20 @@ class ItemStore:
         """Puts of the item's copy into each of its tags' partitions."""
         copy = {name: row[name] for name in _STORED_ATTRIBUTES if name in row}
         return [
-            {"Put": {"TableName": self._table, "Item": {**_tag_key(owner, tag, int(row["sk"]["N"])), **copy}}}
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**_row_key(tag_pk(owner, tag), int(row["sk"]["N"])), **copy},
+                }
+            }
             for tag in _tags(row)
         ]
 
     def _tag_removals(self, owner: str, item_id: int, tags: list[str]) -> list["TransactWriteItemTypeDef"]:
-        return [{"Delete": {"TableName": self._table, "Key": _tag_key(owner, tag, item_id)}} for tag in tags]
+        return [
+            {"Delete": {"TableName": self._table, "Key": _row_key(tag_pk(owner, tag), item_id)}}
+            for tag in tags
+        ]
 
     def _transact(self, items: list["TransactWriteItemTypeDef"]) -> None:
         """One atomic write; the first action is always the item's own row (condition_failure_row)."""
@@ -392,7 +406,7 @@ class ItemStore:
         tombstone: PutTypeDef = {
             "TableName": self._table,
             "Item": {
-                **_tombstone_key(owner, item_id),
+                **_row_key(deleted_pk(owner), item_id),
                 "write_token": {"S": token},
                 "expires_at": {"N": str(int(time.time()) + TOMBSTONE_TTL_SECONDS)},
             },
