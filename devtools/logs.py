@@ -1,8 +1,7 @@
 """The local server's console: the app's request lines, warnings and errors, and never a token.
 
 uvicorn's access log prints each request line as the client sent it, so
-``/ws?token=<JWT>`` would show a live token; moto's embedded server logs every
-poll of the stream follower (about ten lines a second). Both are handled here.
+``/ws?token=<JWT>`` would show a live token: it is redacted here.
 """
 
 import copy
@@ -45,9 +44,3 @@ def uvicorn_log_config() -> dict[str, Any]:
     for handler in config["handlers"].values():
         handler["filters"] = ["redact_tokens"]
     return config
-
-
-def quiet_embedded_dynamodb() -> None:
-    """moto's server logs every request it serves; keep only its warnings and errors."""
-    for name in ("werkzeug", "moto"):
-        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,20 +1,23 @@
-"""`make run`: an embedded DynamoDB (moto's server) and the API with autoreload, on 127.0.0.1.
+"""`make run`: AWS's DynamoDB Local and the API with autoreload, both on 127.0.0.1.
 
-Ctrl-C stops both. `--dynamodb-only` serves just the DynamoDB endpoint (for
-`sam local start-api`, see the README).
+The data stays in .local/dynamodb/ across restarts (``--fresh`` starts empty);
+the tables are created, or brought in line, from template.yaml at each start.
+Ctrl-C stops both. ``--dynamodb-only`` serves just DynamoDB (`make dynamodb`,
+for `sam local`).
 """
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
 import uvicorn
-from moto.server import ThreadedMotoServer
 
-from devtools import moto_transactions
+from devtools import dynamodb_local
 from devtools.local_env import (
     LOCAL_DIR,
     LOCAL_IDEMPOTENCY_TABLE_NAME,
@@ -23,40 +26,41 @@ from devtools.local_env import (
     ensure_dir,
     local_environment,
 )
-from devtools.logs import quiet_embedded_dynamodb, uvicorn_log_config
-from devtools.template import REPO_ROOT, create_table, function_entry, load_template
+from devtools.logs import uvicorn_log_config
+from devtools.template import REPO_ROOT, TableMismatch, function_entry, load_template, sync_table
 
 HOST = "127.0.0.1"
+DATA_DIR = LOCAL_DIR / "dynamodb"
 
 
-def start_dynamodb(port: int) -> tuple[ThreadedMotoServer, str]:
-    """Start moto's server and create the tables from template.yaml."""
-    quiet_embedded_dynamodb()
-    moto_transactions.install()  # transactions cost what they touch, not a copy of the table
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    endpoint = f"http://{host}:{bound_port}"
-    apply(local_environment(endpoint))
-    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint)
-    create_table(client, LOCAL_TABLE_NAME)
-    create_table(client, LOCAL_IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable")
-    return server, endpoint
+def start_dynamodb(port: int, data_dir: Path | None) -> tuple[dynamodb_local.DynamoDBLocal, list[str]]:
+    """Start DynamoDB Local and create or update the tables from template.yaml; what changed, in words."""
+    server = dynamodb_local.start(port=port, data_dir=data_dir)
+    apply(local_environment(server.endpoint))
+    client = boto3.session.Session().client("dynamodb", endpoint_url=server.endpoint)
+    try:
+        changes = sync_table(client, LOCAL_TABLE_NAME) + sync_table(
+            client, LOCAL_IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable"
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server, changes
 
 
-def write_sam_env(endpoint_host: str, endpoint_port: int) -> None:
-    """The env-vars file for `sam local`, pointing the function's container at this DynamoDB."""
+def write_sam_env(endpoint_host: str, endpoint_port: int, directory: Path = LOCAL_DIR) -> None:
+    """The env-vars file and two events for `sam local`, pointing its container at this DynamoDB."""
     # The deployed function has no local token check and no /ws: only make run uses those.
     environment = {
         name: value
         for name, value in local_environment(f"http://{endpoint_host}:{endpoint_port}").items()
         if not name.startswith("LOCAL_")
     }
-    ensure_dir(LOCAL_DIR)
-    (LOCAL_DIR / "sam-env.json").write_text(
+    ensure_dir(directory)
+    (directory / "sam-env.json").write_text(
         json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8"
     )
-    events = ensure_dir(LOCAL_DIR / "events")
+    events = ensure_dir(directory / "events")
     for name, method, body in (
         ("create-item", "POST", {"name": "Widget", "price": 9.99}),
         ("list-items", "GET", None),
@@ -84,35 +88,56 @@ def sam_local_event(method: str, path: str, body: Any, owner: str = "alice") -> 
     return dict(template)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     parser.add_argument("--dynamodb-port", type=int, default=0, help="DynamoDB port (default: any free one)")
     parser.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     parser.add_argument("--dynamodb-only", action="store_true", help="serve only DynamoDB, for sam local")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="where DynamoDB keeps its data (default .local/dynamodb)",
+    )
+    data.add_argument("--in-memory", action="store_true", help="keep no data: every start begins empty")
+    parser.add_argument("--fresh", action="store_true", help="delete the kept data first: start empty")
     parser.add_argument(
         "--sam-endpoint-host",
         default="host.docker.internal",
         help="host name the sam local container uses for this machine (127.0.0.1 with --docker-network host)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    server, endpoint = start_dynamodb(args.dynamodb_port)
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    data_dir = None if args.in_memory else args.data_dir
+    if args.fresh and data_dir is not None and data_dir.exists():
+        shutil.rmtree(data_dir)
+        print(f"Deleted the local data in {data_dir}", flush=True)
     try:
+        server, changes = start_dynamodb(args.dynamodb_port, data_dir)
+    except (dynamodb_local.DynamoDBLocalError, TableMismatch) as error:
+        print(f"make run: {error}", file=sys.stderr, flush=True)
+        return 1
+    kept = "in memory (empty at each start)" if data_dir is None else f"data in {data_dir}"
+    try:
+        print(f"DynamoDB Local on {server.endpoint}, {kept}", flush=True)
+        for change in changes:
+            print(f"  {change}", flush=True)
         if args.dynamodb_only:
-            write_sam_env(args.sam_endpoint_host, int(endpoint.rsplit(":", 1)[1]))
-            print(
-                f"DynamoDB on {endpoint}, table {LOCAL_TABLE_NAME}; env-vars file .local/sam-env.json",
-                flush=True,
-            )
+            write_sam_env(args.sam_endpoint_host, server.port)
+            tables = f"{LOCAL_TABLE_NAME}, {LOCAL_IDEMPOTENCY_TABLE_NAME}"
+            print(f"Tables {tables}; env-vars file .local/sam-env.json", flush=True)
             print("Ctrl-C stops it.", flush=True)
             try:
-                while True:
-                    time.sleep(3600)
+                while server.process.poll() is None:
+                    time.sleep(1)
             except KeyboardInterrupt:
                 pass
             return 0
-        print(f"DynamoDB (embedded) on {endpoint}, table {LOCAL_TABLE_NAME}", flush=True)
         print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
         print("Token:    make token OWNER=alice   then  Authorization: Bearer <token>", flush=True)
         print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)

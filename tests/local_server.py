@@ -67,6 +67,7 @@ def server(dev_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Server, st
         str(port),
         "--dynamodb-port",
         str(dynamodb_port),
+        "--in-memory",  # never the developer's own data in .local/
         env=dev_env,
         log=tmp_path / "make-run.log",
     )

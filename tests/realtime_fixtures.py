@@ -21,6 +21,7 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from devtools.template import create_table
+from items_core.dynamodb_errors import OPERATIONS
 from realtime import aws, connections, settings, websocket
 from tests.conftest import LambdaContext, load_event
 from tests.realtime_helpers import posted_messages
@@ -92,7 +93,10 @@ def _clear() -> None:
 
 @pytest.fixture
 def realtime(dynamodb: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Both realtime functions configured as template.yaml configures them, against moto."""
+    """Both realtime functions configured as template.yaml configures them.
+
+    DynamoDB is DynamoDB Local; moto stands in for the API Gateway Management API.
+    """
     create_table(dynamodb, CONNECTIONS_TABLE, logical_id="ConnectionsTable")
     monkeypatch.setenv("CONNECTIONS_TABLE_NAME", CONNECTIONS_TABLE)
     monkeypatch.setenv("JWT_ISSUER", issuer.url)
@@ -100,6 +104,11 @@ def realtime(dynamodb: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", MANAGEMENT_URL)
     monkeypatch.delenv("JWKS_URL", raising=False)
     _clear()
+
+    def known_call(model: Any, **_: Any) -> None:
+        assert model.name in OPERATIONS, f"{model.name}: not in items_core.dynamodb_errors.OPERATIONS"
+
+    aws.dynamodb().meta.events.register("before-call.dynamodb", known_call)
     yield dynamodb
     _clear()
 

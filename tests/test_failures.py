@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.dependencies import get_dynamodb_client
-from app.settings import MAX_AWS_CALLS_PER_REQUEST, Settings
+from app.settings import MAX_AWS_CALLS_PER_REQUEST, Settings, get_settings
 from devtools.cfn_rules.deploy_rules import worst_case_seconds
 from devtools.template import load_template
 from items_core.environment import from_environment
@@ -35,6 +35,8 @@ def stored_items(dynamodb: Any, owner: str = "alice") -> dict[int, dict[str, Any
 
 
 def test_retry_budget_fits_inside_the_function_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DYNAMODB_MAX_ATTEMPTS", "DYNAMODB_CONNECT_TIMEOUT", "DYNAMODB_READ_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # the defaults, as deployed
     monkeypatch.setenv("TABLE_NAME", "t-x")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "t-y")
     settings = from_environment(Settings)
@@ -60,7 +62,13 @@ def test_retry_budget_fits_inside_the_function_timeout(monkeypatch: pytest.Monke
     assert worst_case_seconds(budget) == worst + 1
 
 
-def test_client_uses_standard_retries_and_explicit_timeouts(environment: None, dynamodb: Any) -> None:
+def test_client_uses_standard_retries_and_explicit_timeouts(
+    environment: None, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DYNAMODB_CONNECT_TIMEOUT")  # the defaults, as deployed
+    monkeypatch.delenv("DYNAMODB_READ_TIMEOUT")
+    get_settings.cache_clear()
+    get_dynamodb_client.cache_clear()
     config = get_dynamodb_client().meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}  # attempts, not retries
     assert (config.connect_timeout, config.read_timeout) == (0.5, 0.5)

@@ -248,7 +248,7 @@ def test_server_errors_release_the_key(
     faults.decide = lambda operation: "throttle" if operation == "PutItem" else None
     failed = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
     assert failed.status_code == 503  # the claim itself (a PutItem) was throttled
-    outcomes = iter(["ok", "throttle", "throttle", "throttle"])  # claim ok, item put throttled out
+    outcomes = iter([None, "throttle", "throttle", "throttle"])  # claim ok, item put throttled out
     faults.decide = lambda operation: next(outcomes, None) if operation == "PutItem" else None
     failed = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
     assert failed.status_code == 503

@@ -6,12 +6,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
 from devtools.template import REPO_ROOT
-from tests.local_server import Server
+from tests.local_server import STARTUP_SECONDS, Server, free_port, run_module
 
 
 def dev_token(owner: str, env: dict[str, str]) -> str:
@@ -146,20 +147,113 @@ def test_make_run_pushes_changes_over_ws_to_their_owner(
         headers = {"Authorization": f"Bearer {alice}"}
         created = httpx.post(f"{base}/items", json={"name": "Live", "price": 5}, headers=headers).json()
         httpx.patch(f"{base}/items/{created['id']}", json={"price": 6}, headers=headers)
-        # The server follows moto's stream every 0.2 s: "within about a second".
+        # The server follows DynamoDB Local's stream every 0.2 s: "within about a second".
         first, second = (json.loads(alice_socket.recv(timeout=5)) for _ in range(2))
         assert (first["type"], first["item"]) == ("item.created", created)
         assert (second["type"], second["version"], second["item"]["price"]) == ("item.updated", 2, 6)
         bob_socket.send(json.dumps({"action": "ping"}))
         assert json.loads(bob_socket.recv(timeout=5)) == {"type": "pong"}  # and nothing of alice's
 
-    # The console: the app's lines and uvicorn's, never a token, and not moto's stream polling.
+    # The console: the app's lines and uvicorn's, never a token.
     process = server[0]
-    time.sleep(1)  # five polls of the stream follower while idle
     os.killpg(process.pid, signal.SIGINT)
     output = process.output()
     assert alice not in output
     assert bob not in output
     assert "/ws?token=<redacted>" in output
-    moto_lines = [line for line in output.splitlines() if '"POST / HTTP/1.1"' in line]
-    assert moto_lines == []
+
+
+def run_server(dev_env: dict[str, str], log: Path, *args: str) -> tuple[Server, str]:
+    """`make run` on free ports with these extra arguments, once it serves /health."""
+    port = free_port()
+    process = run_module("devtools.run", "--no-reload", "--port", str(port), *args, env=dev_env, log=log)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _serves(base):
+        assert process.poll() is None, process.log.read_text(encoding="utf-8")
+        assert time.monotonic() < deadline, "make run did not serve /health in time"
+        time.sleep(0.2)
+    return process, base
+
+
+def _serves(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stop(process: Server) -> str:
+    os.killpg(process.pid, signal.SIGINT)
+    output = process.output()
+    assert process.returncode == 0, output
+    return output
+
+
+def test_make_run_keeps_its_data_across_restarts_and_fresh_starts_empty(
+    dev_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = tmp_path / "dynamodb"
+    headers = {"Authorization": f"Bearer {dev_token('alice', dev_env)}"}
+    process, base = run_server(dev_env, tmp_path / "first.log", "--data-dir", str(data))
+    created = httpx.post(f"{base}/items", json={"name": "Kept", "price": 1}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert "created from template.yaml" in stop(process)
+
+    process, base = run_server(dev_env, tmp_path / "second.log", "--data-dir", str(data))
+    assert httpx.get(f"{base}/items/{created.json()['id']}", headers=headers).json() == created.json()
+    assert "created from template.yaml" not in stop(process)  # the tables were already there
+
+    process, base = run_server(dev_env, tmp_path / "fresh.log", "--data-dir", str(data), "--fresh")
+    assert httpx.get(f"{base}/items", headers=headers).json() == {"items": [], "next_cursor": None}
+    assert "Deleted the local data" in stop(process)
+
+
+def test_make_run_refuses_a_taken_dynamodb_port_naming_it(dev_env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_module(
+            "devtools.run",
+            "--no-reload",
+            "--port",
+            str(free_port()),
+            "--dynamodb-port",
+            str(port),
+            "--in-memory",
+            env=dev_env,
+            log=tmp_path / "taken.log",
+        )
+        output = process.output(timeout=60)
+    assert process.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in output
+
+
+def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path) -> None:
+    import json
+
+    import boto3
+
+    from devtools.local_env import LOCAL_TABLE_NAME
+    from devtools.run import start_dynamodb, write_sam_env
+
+    server, changes = start_dynamodb(0, tmp_path / "data")
+    try:
+        assert changes == [
+            "items-local: created from template.yaml",
+            "items-local-idempotency: created from template.yaml",
+        ]
+        write_sam_env("127.0.0.1", server.port, tmp_path)
+        variables = json.loads((tmp_path / "sam-env.json").read_text())["ApiFunction"]
+        assert variables["DYNAMODB_ENDPOINT_URL"] == server.endpoint
+        assert variables["TABLE_NAME"] == LOCAL_TABLE_NAME
+        assert not any(
+            name.startswith("LOCAL_") for name in variables
+        )  # the deployed function's settings only
+        client = boto3.client("dynamodb", endpoint_url=variables["DYNAMODB_ENDPOINT_URL"])
+        assert client.describe_table(TableName=LOCAL_TABLE_NAME)["Table"]["TableStatus"] == "ACTIVE"
+        event = json.loads((tmp_path / "events" / "create-item.json").read_text())
+        assert event["requestContext"]["authorizer"]["jwt"]["claims"] == {"sub": "alice"}
+    finally:
+        server.stop()

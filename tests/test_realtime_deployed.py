@@ -1,4 +1,6 @@
-"""The deployed realtime path in moto: the WebSocket API's routes and the stream notifier.
+"""The deployed realtime path: the WebSocket API's routes and the stream notifier.
+
+DynamoDB is DynamoDB Local; moto stands in for the API Gateway Management API.
 
 WebSocket events follow AWS's documented format (tests/events/websocket-*.json);
 stream events start from `sam local generate-event dynamodb update`
@@ -7,6 +9,7 @@ local OIDC issuer (discovery document and JWKS served on 127.0.0.1).
 """
 
 import json
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -15,7 +18,6 @@ from unittest.mock import ANY
 import boto3
 import jwt
 import pytest
-from botocore.config import Config
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -255,13 +257,16 @@ def test_a_failed_post_fails_its_record_for_a_retry(realtime: Any, issuer: Issue
     assert len(connection_rows(realtime)) == 1  # throttling is not "gone"
 
 
-def _lambda_records_from_moto_stream(client: Any) -> list[dict[str, Any]]:
-    """The table's stream as Lambda delivers it: moto's GetRecords, with epoch-second timestamps."""
+def _lambda_records_from_stream(client: Any) -> list[dict[str, Any]]:
+    """The table's stream as Lambda delivers it: DynamoDB Local's GetRecords, with epoch-second timestamps."""
     arn = client.describe_table(TableName=TABLE_NAME)["Table"]["LatestStreamArn"]
-    streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    streams = boto3.client("dynamodbstreams", endpoint_url=os.environ["DYNAMODB_ENDPOINT_URL"])
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )
+        records += streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     for record in records:
         stamp = record["dynamodb"]["ApproximateCreationDateTime"]
         assert isinstance(stamp, datetime)
@@ -301,7 +306,7 @@ def test_end_to_end_changes_through_the_api_reach_the_owner_in_version_order(
         LambdaContext(),
     )
 
-    records = _lambda_records_from_moto_stream(realtime)
+    records = _lambda_records_from_stream(realtime)
     assert notifier.handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
     messages = received()
     assert set(messages) == {"alice-phone"}  # bob has no changes; carol has no connection

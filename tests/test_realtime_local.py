@@ -1,4 +1,4 @@
-"""`make run`'s /ws: FastAPI's WebSocket route, following moto's DynamoDB stream of the items table."""
+"""`make run`'s /ws: FastAPI's WebSocket route, following DynamoDB Local's stream of the items table."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,3 +165,15 @@ def test_follower_keeps_following_after_a_failed_read(live: TestClient, auth: Au
         message = receive_within(socket)
     assert (message["type"], message["item"]["name"]) == ("item.created", "after a failure")
     assert next(failures, None) is None  # the failure was injected, and survived
+
+
+def test_an_owner_id_too_long_for_a_key_is_refused_with_403(live: TestClient, auth: Auth) -> None:
+    from items_core.rows import MAX_OWNER_BYTES
+
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        live.websocket_connect("/ws", headers=auth("o" * (MAX_OWNER_BYTES + 1))),
+    ):
+        pass  # pragma: no cover - refused at the handshake
+    assert refused.value.status_code == 403
+    assert "at most 1024 bytes" in refused.value.json()["detail"]

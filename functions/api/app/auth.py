@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import Scope
 
 from app.settings import get_settings
+from items_core.rows import owner_key_problem
 
 TokenVerifier = Callable[[str], str | None]
 """A bearer token to the owner it names, or None for an invalid one."""
@@ -20,6 +21,10 @@ TokenVerifier = Callable[[str], str | None]
 
 class NotAuthenticated(Exception):
     """The request reached the app without a verified principal."""
+
+
+class OwnerNotUsable(NotAuthenticated):
+    """The verified owner id cannot be stored (items_core.rows.owner_key_problem): 403, naming why."""
 
 
 def owner_from_event(event: Any, owner_claim: str) -> str | None:
@@ -58,4 +63,7 @@ def authenticate(scope: Scope, bearer_token: str | None) -> str:
         owner = owner_from_event(scope.get("aws.event"), get_settings().owner_claim)
     if owner is None:
         raise NotAuthenticated
+    problem = owner_key_problem(owner)
+    if problem:
+        raise OwnerNotUsable(f"The token's owner claim ({get_settings().owner_claim}) {problem}")
     return owner

@@ -6,11 +6,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 
 from app.auth import authenticate
-from app.preconditions import parse_if_match
+from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import get_settings
 from app.store.cursor import CursorCodec, CursorSigner, RotatingCursorSigner
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
@@ -148,11 +149,19 @@ async def get_if_match(
     item_id: ItemId,
     if_match: Annotated[
         str | None,
-        Header(description="Only change the item if its ETag is one of these (or `*`); else 412."),
+        Header(
+            description="Only change the item if its ETag is one of these (or `*`); else 412."
+            " At most 100 of this item's ETags."
+        ),
     ] = None,
 ) -> list[int] | AnyVersion | None:
     """The item versions the client's If-Match accepts, None without the header."""
-    return parse_if_match(if_match, item_id)
+    try:
+        return parse_if_match(if_match, item_id)
+    except TooManyVersions as error:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("header", "if-match"), "msg": str(error)}]
+        ) from error
 
 
 IfMatch = Annotated[list[int] | AnyVersion | None, Depends(get_if_match)]

@@ -6,6 +6,12 @@ from app.store.items import AnyVersion
 from items_core.models import ItemPublic
 
 _STRONG_ETAG = re.compile(r'^"(\d{1,19})-(\d{1,19})"$')
+# DynamoDB's limit on the operands of IN, which the write's condition lists the versions with.
+MAX_IF_MATCH_VERSIONS = 100
+
+
+class TooManyVersions(ValueError):
+    """If-Match names more versions of the item than one condition can check."""
 
 
 def etag(item: ItemPublic) -> str:
@@ -22,6 +28,7 @@ def parse_if_match(header: str | None, item_id: int) -> list[int] | AnyVersion |
 
     Weak tags (W/"…") never match under If-Match's strong comparison, and a tag
     of another item cannot match this one: both simply contribute no version.
+    More than MAX_IF_MATCH_VERSIONS distinct versions is TooManyVersions.
     """
     if header is None:
         return None
@@ -30,8 +37,12 @@ def parse_if_match(header: str | None, item_id: int) -> list[int] | AnyVersion |
     versions = []
     for tag in _strong_tags(header):
         match = _STRONG_ETAG.match(tag)
-        if match and int(match.group(1)) == item_id:
+        if match and int(match.group(1)) == item_id and int(match.group(2)) not in versions:
             versions.append(int(match.group(2)))
+    if len(versions) > MAX_IF_MATCH_VERSIONS:
+        raise TooManyVersions(
+            f"If-Match names {len(versions)} versions of this item; at most {MAX_IF_MATCH_VERSIONS}"
+        )
     return versions
 
 

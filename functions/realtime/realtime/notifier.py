@@ -16,8 +16,9 @@ to the on-failure queue. What a client can rely on:
 - **One bad connection fails nothing else.** A 410 Gone forgets the connection;
   any other refusal of one connection is logged and counted
   (``ConnectionPostFailures``, alarmed) and the others are still served. Only
-  the Management API itself being unavailable (throttling, 5xx, no answer)
-  fails the record, for a retry.
+  the Management API itself being unavailable (throttling, 5xx, no answer), or
+  DynamoDB failing the owner's connection Query, fails the record, for a retry;
+  a connection that cannot be forgotten now is forgotten at its next 410 or TTL.
 - **Tokens end connections.** A connection whose token's ``exp`` has passed is
   closed and forgotten instead of receiving the change.
 """
@@ -33,6 +34,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from items_core.dynamodb_errors import answer
 from items_core.messages import change_from_stream_record
 from realtime.aws import management_api
 from realtime.connections import Connection, connection_store
@@ -153,8 +155,14 @@ class Delivery:
 
     def _forget(self, owner: str, connection: Connection, connections: list[Connection]) -> None:
         self._before_call()
-        connection_store().remove(owner, connection.connection_id)
-        connections.remove(connection)
+        connections.remove(connection)  # skipped for the rest of the batch either way
+        try:
+            connection_store().remove(owner, connection.connection_id)
+        except Exception as error:
+            if answer(error) is None:
+                raise
+            # Forgotten at its next 410, or by its TTL: no reason to fail the record.
+            logger.warning("could not forget a connection", extra={"connection_id": connection.connection_id})
 
     def _close_expired(self, owner: str, connection: Connection, connections: list[Connection]) -> None:
         self.expired += 1

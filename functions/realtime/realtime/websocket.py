@@ -14,7 +14,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from items_core.bearer import bearer_token
+from items_core.dynamodb_errors import answer
 from items_core.messages import reply_to
+from items_core.rows import owner_key_problem
 from realtime.connections import connection_store
 from realtime.settings import get_settings, require
 from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier
@@ -72,9 +74,19 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
     except KeysUnavailable:
         logger.exception("token keys unavailable", extra={"connection_id": connection_id})
         return {"statusCode": 503, "body": "cannot verify tokens right now; retry"}
-    connection_store().add(
-        verified.owner, connection_id, get_settings().connection_ttl_seconds, verified.expires_at
-    )
+    problem = owner_key_problem(verified.owner)
+    if problem:
+        body = f"the token's owner claim ({get_settings().owner_claim}) {problem}"
+        return _refuse(event, 403, body, "owner id cannot be stored")
+    try:
+        connection_store().add(
+            verified.owner, connection_id, get_settings().connection_ttl_seconds, verified.expires_at
+        )
+    except Exception as error:
+        if answer(error) is None:
+            raise
+        logger.warning("connection not recorded", extra={"connection_id": connection_id}, exc_info=True)
+        return {"statusCode": 503, "body": "cannot record the connection right now; retry"}
     logger.info("connected", extra={"connection_id": connection_id})
     return {"statusCode": 200}
 
@@ -82,7 +94,14 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
 def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
     """Forget the connection (API Gateway sends this at most once, best effort)."""
     connection_id = event["requestContext"]["connectionId"]
-    found = connection_store().disconnect(connection_id)
+    try:
+        found = connection_store().disconnect(connection_id)
+    except Exception as error:
+        if answer(error) is None:
+            raise
+        # The record expires (TTL), and the notifier forgets it at its first 410 Gone.
+        logger.warning("disconnect not recorded", extra={"connection_id": connection_id}, exc_info=True)
+        return {"statusCode": 200}
     logger.info("disconnected", extra={"connection_id": connection_id, "recorded": found})
     return {"statusCode": 200}
 

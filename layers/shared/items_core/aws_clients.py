@@ -4,10 +4,16 @@ botocore directly: boto3 adds only a wrapper here, and importing it also
 imports s3transfer (about 20 ms of every cold start).
 """
 
+import random
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.session import Session
+
+# The first retry of a conflicting write waits up to this long, each further one twice as
+# long: a conflict lasts as long as another request's transaction (milliseconds), far less
+# than the throttling backoff the retry budget allows for every attempt.
+CONFLICT_BACKOFF_SECONDS = 0.05
 
 
 def botocore_session() -> "Session":
@@ -27,7 +33,11 @@ def create_client(
     validate_params: bool = True,
     session: "Session | None" = None,
 ) -> Any:
-    """A client whose every call makes at most `max_attempts` attempts (botocore's standard retry mode)."""
+    """A client whose every call makes at most `max_attempts` attempts (botocore's standard retry mode).
+
+    DynamoDB clients also retry write conflicts (items_core.dynamodb_errors), which
+    botocore does not, within the same attempts.
+    """
     from botocore.config import Config
 
     config = Config(
@@ -36,4 +46,22 @@ def create_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
-    return (session or botocore_session()).create_client(service, endpoint_url=endpoint_url, config=config)
+    client = (session or botocore_session()).create_client(service, endpoint_url=endpoint_url, config=config)
+    if service == "dynamodb":
+        client.meta.events.register("needs-retry.dynamodb", _conflict_retry(max_attempts))
+    return client
+
+
+def _conflict_retry(max_attempts: int) -> Any:
+    """botocore's needs-retry handler for write conflicts: the delay before the next attempt, or None."""
+    from items_core.dynamodb_errors import retry_on_conflict
+
+    def needs_retry(response: Any = None, attempts: int = 1, **_: Any) -> float | None:
+        if response is None or attempts >= max_attempts:
+            return None
+        parsed: dict[str, Any] = response[1]
+        if "Error" not in parsed or not retry_on_conflict(parsed):
+            return None
+        return float(random.random() * CONFLICT_BACKOFF_SECONDS * 2 ** (attempts - 1))  # noqa: S311 - jitter
+
+    return needs_retry

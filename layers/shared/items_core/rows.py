@@ -25,6 +25,20 @@ OWNER_PREFIX = "OWNER#"
 TAG_PREFIX = "TAG#"
 DELETED_PREFIX = "DELETED#"
 COUNTER_SK = 0
+# An owner id is part of every partition key (at most 2,048 bytes in DynamoDB): with the
+# longest prefix and tag, 1,024 bytes of owner leave room to spare in each of them.
+MAX_OWNER_BYTES = 1024
+
+
+def owner_key_problem(owner: str) -> str | None:
+    """Why this owner id cannot be part of a key (too long, or not encodable as UTF-8), or None."""
+    try:
+        size = len(owner.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it contains a lone surrogate)"
+    if size > MAX_OWNER_BYTES:
+        return f"is {size} bytes long; at most {MAX_OWNER_BYTES} bytes (UTF-8) can be stored"
+    return None
 
 
 def owner_pk(owner: str) -> str:

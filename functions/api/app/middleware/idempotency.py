@@ -22,7 +22,7 @@ from app.settings import get_settings
 from items_core.bearer import bearer_token
 
 if TYPE_CHECKING:
-    from app.store.idempotency import IdempotencyStore
+    from app.store.idempotency import IdempotencyStore, StoredResponse
 
 HEADER = b"idempotency-key"
 
@@ -34,6 +34,15 @@ async def _key_error(send: Send, message: str, error_type: str) -> None:
     # The shape of FastAPI's validation errors, as the OpenAPI document declares for 422.
     error = {"type": error_type, "loc": ["header", "idempotency-key"], "msg": message}
     await send_json(send, 422, {"detail": [error]})
+
+
+def _retryable(response: "StoredResponse") -> bool:
+    """A 5xx, 409 or 429, or any answer with Retry-After: an outcome a retry may change."""
+    return (
+        response.status >= 500
+        or response.status in {409, 429}
+        or any(name.lower() == b"retry-after" for name, _ in response.headers)
+    )
 
 
 class IdempotencyMiddleware:
@@ -118,7 +127,8 @@ class IdempotencyMiddleware:
         from app.store.idempotency import ResponseTooLarge, StoredResponse
 
         response = StoredResponse(start["status"], list(start.get("headers", [])), b"".join(chunks))
-        if response.status >= 500:
+        if _retryable(response):
+            # Says "try again": a repeat with this key must run again, not replay this.
             self._release_quietly(store, record_key, token, scope)
         else:
             try:

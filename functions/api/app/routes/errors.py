@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.auth import NotAuthenticated
+from app.auth import NotAuthenticated, OwnerNotUsable
 from app.middleware.root_path import serves
 from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
 from items_core.models import ErrorDetail, InternalError
@@ -51,6 +51,10 @@ async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _owner_not_usable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=403)
+
+
 async def _item_not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Item not found"}, status_code=404)
 
@@ -60,8 +64,7 @@ async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse
 
 
 async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
-    detail = "Another request changed this item while this one was writing it; nothing was changed. Retry."
-    return JSONResponse({"detail": detail}, status_code=409, headers={"Retry-After": "1"})
+    return JSONResponse({"detail": WriteConflict.detail}, status_code=409, headers={"Retry-After": "1"})
 
 
 def encodable(value: Any) -> Any:
@@ -143,6 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of exceptions to responses."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(OwnerNotUsable, _owner_not_usable)
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(WriteConflict, _write_conflict)

@@ -29,6 +29,9 @@ _COMMON: Responses = {
         "No verified principal (missing or invalid token).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
+    403: documented_error(
+        "The token's owner id cannot be stored: over 1,024 bytes of UTF-8, or not valid Unicode."
+    ),
     500: documented_error("Unexpected failure (logged with the same request id).", InternalError),
     503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",

@@ -1,8 +1,14 @@
-"""What the store raises, and how a botocore error is read: failed conditions and unavailability."""
+"""What the store raises, and how a failed condition is read from a botocore error.
+
+Every other DynamoDB error is answered by items_core.dynamodb_errors (503, 409, 507),
+in app.middleware.unhandled_error.
+"""
 
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError
+
+from items_core.dynamodb_errors import error_code
 
 
 class ItemNotFound(Exception):
@@ -16,54 +22,21 @@ class PreconditionFailed(Exception):
 class WriteConflict(Exception):
     """Another write changed the item while this one was being written; nothing was written."""
 
-
-# Error codes botocore's standard retry mode retries; once they reach the app
-# the retries are spent and the client should come back later.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
+    detail = "Another request changed this item while this one was writing it; nothing was changed. Retry."
 
 
-# Why a transaction's item was refused (CancellationReasons codes) when DynamoDB, not the data, refused it.
-_UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _cancellation_codes(error: ClientError) -> set[str]:
+def _reasons(error: ClientError) -> list[dict[str, Any]]:
     reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    return {str(reason.get("Code")) for reason in reasons}
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """Whether DynamoDB (or another AWS dependency) was throttling, failing or unreachable."""
-    if isinstance(error, ConnectionError | HTTPClientError):  # timeouts, refused or dropped connections
-        return True
-    if isinstance(error, ClientError):
-        code = _error_code(error)
-        if code == "TransactionCanceledException":
-            return bool(_cancellation_codes(error) & _UNAVAILABLE_REASONS)
-        return code in _UNAVAILABLE_CODES or code == "TransactionInProgressException"
-    return False
+    return reasons
 
 
 def cancelled_rows(error: ClientError) -> list[dict[str, Any] | None]:
     """Per action of a cancelled transaction: the row its failed condition returned, else None."""
-    if _error_code(error) != "TransactionCanceledException":
+    if error_code(error) != "TransactionCanceledException":
         return []
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
     return [
         reason.get("Item") or {} if reason.get("Code") == "ConditionalCheckFailed" else None
-        for reason in reasons
+        for reason in _reasons(error)
     ]
 
 
@@ -71,19 +44,11 @@ def condition_failure_row(error: ClientError) -> dict[str, Any] | None:
     """The current row returned with a failed condition (empty if absent), or None for other errors.
 
     For a transaction, the row is that of its first action (the item's own row, by
-    convention of app/store/items.py), when that action's condition failed. A
-    transaction refused because another one held the item is a WriteConflict.
+    convention of app/store/items.py), when that action's condition failed.
     """
-    code = _error_code(error)
+    code = error_code(error)
     if code == "ConditionalCheckFailedException":
         item: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
         return item
-    if code != "TransactionCanceledException":
-        return None
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-        first: dict[str, Any] = reasons[0].get("Item") or {}
-        return first
-    if "TransactionConflict" in _cancellation_codes(error):
-        raise WriteConflict from error
-    return None
+    rows = cancelled_rows(error)
+    return rows[0] if rows else None

@@ -11,7 +11,7 @@ IdempotencyTable: key ``pk`` only, TTL on ``expires_at``, no stream, and a
 role statement allowing PutItem, UpdateItem and DeleteItem on it alone):
 
     (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
-                                |  5xx, crash: released (deleted), or its lock
+                                |  5xx, 409, 429, crash: released (deleted), or its lock
                                 |  lapses after the function's remaining time
                                 v
                      a later claim may take it over
@@ -235,7 +235,7 @@ class IdempotencyStore:
                 raise
 
     def release(self, record_key: dict[str, Any], token: str) -> None:
-        """Give the key up (the request failed with a 5xx): a repeat may run again."""
+        """Give the key up (the answer says "retry": a 5xx, 409 or 429): a repeat runs again."""
         try:
             self._client.delete_item(
                 TableName=self._table,

@@ -77,10 +77,11 @@ _STORED_ATTRIBUTES = (
 )
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
-# A page filtered by `q` evaluates this many items per Query, at most this many
-# times, so a sparse match costs bounded capacity and time; the cursor resumes where it stopped.
+# A page filtered by `q` evaluates this many items per Query; any page makes at most
+# MAX_QUERIES_PER_PAGE Queries, so a sparse match costs bounded capacity and time; the
+# cursor resumes where it stopped.
 FILTERED_EVALUATION_LIMIT = 100
-FILTERED_MAX_QUERIES = 2
+MAX_QUERIES_PER_PAGE = 2
 # "Live, and not yet changed by this request".
 _LIVE_AND_NOT_MINE = (
     "attribute_exists(#name) AND (attribute_not_exists(write_token) OR write_token <> :token)"
@@ -438,9 +439,9 @@ class ItemStore:
         """Items with id > after, in id order, matching the optional filters.
 
         Unfiltered and `tag` pages read one partition that holds only live
-        matching items: one Query of `limit + 1` rows. `q` is a filter over
-        that partition, within a read budget; a cursor is handed out only
-        while ids beyond it may exist.
+        matching items: one Query of `limit + 1` rows (two when the rows pass
+        DynamoDB's 1 MB per Query). `q` is a filter over that partition, within
+        a read budget; a cursor is handed out only while ids beyond it may exist.
         """
         partition = tag_pk(owner, tag) if tag else owner_pk(owner)
         # Skips rows left by the previous layout, whose tombstones shared the
@@ -450,12 +451,13 @@ class ItemStore:
         if q:
             filters.append("contains(name_folded, :q)")
             values[":q"] = {"S": q.casefold()}
-        # One more than a page tells whether another page exists without a
-        # second round trip (and without handing out a cursor to an empty page).
-        evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if q else limit + 1
-        max_queries = FILTERED_MAX_QUERIES if q else 1
         items: list[ItemPublic] = []
-        for _ in range(max_queries):
+        # Unfiltered and `tag` pages need a second Query only when DynamoDB stopped the first at
+        # its 1 MB per Query (a page of 100 items of the largest size is about 1.4 MB).
+        for _ in range(MAX_QUERIES_PER_PAGE):
+            # One more than a page tells whether another page exists without a
+            # second round trip (and without handing out a cursor to an empty page).
+            evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if q else limit + 1 - len(items)
             values[":after"] = {"N": str(after)}
             request: QueryInputTypeDef = {
                 "TableName": self._table,
