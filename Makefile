@@ -100,7 +100,7 @@ lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --l
 # (P9001), both by devtools/preflight.py; then the template's tests and the mutation suite that
 # breaks the template on purpose to prove each rule fires (tests/test_preflight.py).
 PREFLIGHT_TESTS := tests/test_deploy_rules.py tests/test_template.py tests/test_realtime_template.py tests/test_preflight.py
-preflight: lint-infra ## pre-deploy gate: cfn-lint and checkov on both template forms, sam validate, AWS rules
+preflight: lint-infra $(DYNAMODB_LOCAL) ## pre-deploy gate: cfn-lint and checkov on both template forms, sam validate, AWS rules
 	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.preflight
 	$(BIN)/python -m pytest -q $(PREFLIGHT_TESTS)
 
