@@ -57,8 +57,10 @@ run: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## serve the API on http://127.0.
 dynamodb: $(STAMP) $(DYNAMODB_LOCAL) ## serve only DynamoDB Local on DYNAMODB_PORT (8001) and write .local/sam-env.json (for sam local)
 	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port $(DYNAMODB_PORT) --data-dir .local/dynamodb-sam --sam-endpoint-host $(SAM_ENDPOINT_HOST) $(if $(FRESH),--fresh)
 
+# The owner reaches the program verbatim, through the environment (never through a shell).
+token: export TOKEN_OWNER := $(value OWNER)
 token: $(STAMP) ## print a local bearer token: make token OWNER=alice
-	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token "$(OWNER)"
+	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token
 
 test: lint typecheck preflight pytest-rest ## every check: ruff, mypy, the pre-deploy gate, pytest
 

@@ -16,10 +16,12 @@ def issue_local_token(owner: str, hours: float = 12) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("owner", help="the owner (the token's sub claim)")
+    parser.add_argument(
+        "owner", nargs="?", default=os.environ.get("TOKEN_OWNER"), help="the owner (default: $TOKEN_OWNER)"
+    )
     parser.add_argument("--hours", type=float, default=12, help="validity in hours (default 12)")
     args = parser.parse_args(argv)
-    if not args.owner.strip():
+    if not args.owner or not args.owner.strip():
         parser.error("owner must not be blank")
     print(issue_local_token(args.owner, args.hours))
     return 0

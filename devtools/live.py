@@ -35,6 +35,7 @@ from items_core.messages import OwnerChange, change_from_stream_record, reply_to
 # than holding the server's memory.
 MAX_PENDING_MESSAGES = 1000
 POLL_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 5.0
 
 
 class Hub:
@@ -81,6 +82,7 @@ class StreamFollower:
         self._hub = hub
         self._stop = threading.Event()
         self._iterators: dict[str, str] = {}
+        self._last: dict[str, str] = {}  # per shard: the sequence number of the last record read
         self._thread = threading.Thread(target=self._run, name="stream-follower", daemon=True)
 
     def start(self) -> None:
@@ -105,22 +107,50 @@ class StreamFollower:
                     StreamArn=self._arn, ShardId=shard_id, ShardIteratorType=position
                 )["ShardIterator"]
 
+    def _iterator(self, shard_id: str, after: str | None) -> str:
+        position: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "LATEST"}
+        )
+        iterator: str = self.streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **position)[
+            "ShardIterator"
+        ]
+        return iterator
+
+    def _read(self, shard_id: str) -> None:
+        try:
+            response = self.streams.get_records(ShardIterator=self._iterators[shard_id], Limit=1000)
+        except (
+            self.streams.exceptions.TrimmedDataAccessException,
+            self.streams.exceptions.ExpiredIteratorException,
+        ):
+            # The iterator no longer points at readable records: go on after the last change delivered.
+            get_logger().warning("stream iterator of %s reset", shard_id)
+            self._iterators[shard_id] = self._iterator(shard_id, self._last.get(shard_id))
+            return
+        for record in response["Records"]:
+            change = change_from_stream_record(record)
+            if change is not None:
+                self._hub.publish(change)
+            self._last[shard_id] = record["dynamodb"]["SequenceNumber"]
+        if response.get("NextShardIterator"):
+            self._iterators[shard_id] = response["NextShardIterator"]
+        else:
+            del self._iterators[shard_id]  # the shard closed
+
     def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        failures = 0
+        while not self._stop.wait(min(POLL_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)):
             try:
                 self._discover_shards("TRIM_HORIZON")  # a shard opened since: all of it is new
-                for shard_id, iterator in list(self._iterators.items()):
-                    response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-                    for record in response["Records"]:
-                        change = change_from_stream_record(record)
-                        if change is not None:
-                            self._hub.publish(change)
-                    if response.get("NextShardIterator"):
-                        self._iterators[shard_id] = response["NextShardIterator"]
-                    else:
-                        del self._iterators[shard_id]  # the shard closed
-            except Exception:  # a local dev aid: report it and keep following
-                get_logger().exception("stream follower failed; retrying")
+                for shard_id in list(self._iterators):
+                    self._read(shard_id)
+                failures = 0
+            except Exception:  # a local dev aid: report it, back off, keep following
+                if failures == 0:
+                    get_logger().exception("stream follower failed; retrying")
+                failures = min(failures + 1, 5)
 
 
 def _clients(endpoint_url: str | None) -> tuple[Any, Any]:

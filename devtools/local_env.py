@@ -57,8 +57,8 @@ def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
         "AWS_VALIDATE_PARAMS": "true",
         # DynamoDB Local answers in milliseconds, but a JVM warming up on a busy laptop can
         # take longer than the deployed 0.5 s: a local 503 would only mislead.
-        "DYNAMODB_CONNECT_TIMEOUT": "2",
-        "DYNAMODB_READ_TIMEOUT": "5",
+        "DYNAMODB_CONNECT_TIMEOUT": "1",
+        "DYNAMODB_READ_TIMEOUT": "2",
     }
 
 

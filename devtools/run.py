@@ -7,12 +7,14 @@ for `sam local`).
 """
 
 import argparse
+import fcntl
 import json
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import uvicorn
@@ -111,51 +113,99 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class LocalRunError(Exception):
+    """What stops `make run` or `make dynamodb` before it serves anything, in words."""
+
+
+def _check_port_free(port: int, variable: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            raise LocalRunError(
+                f"port {port} on {HOST} is already in use (another make run?); choose another: {variable}=…"
+            ) from error
+
+
+def _hold(data_dir: Path, *, fresh: bool) -> IO[str]:
+    """Hold the data folder for this process (two DynamoDB Locals on one folder would corrupt it);
+    with `fresh`, empty it first."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        lock.close()
+        raise LocalRunError(f"{data_dir} is in use by another make run or make dynamodb") from error
+    if fresh:
+        for entry in data_dir.iterdir():
+            if entry.name != ".lock":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        print(f"Deleted the local data in {data_dir}", flush=True)
+    return lock
+
+
+def _serve_dynamodb_only(args: argparse.Namespace, server: dynamodb_local.DynamoDBLocal) -> None:
+    write_sam_env(args.sam_endpoint_host, server.port)
+    tables = f"{LOCAL_TABLE_NAME}, {LOCAL_IDEMPOTENCY_TABLE_NAME}"
+    print(f"Tables {tables}; env-vars file .local/sam-env.json", flush=True)
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        while server.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve_api(args: argparse.Namespace) -> None:
+    print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
+    print("Token:    make token OWNER=alice   then  Authorization: Bearer <token>", flush=True)
+    print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)
+    task_root, _handler = function_entry(load_template())
+    uvicorn.run(
+        "devtools.local_app:create_local_app",
+        factory=True,
+        host=HOST,
+        port=args.port,
+        app_dir=str(REPO_ROOT),
+        reload=not args.no_reload,
+        reload_dirs=[str(task_root), str(REPO_ROOT / "layers" / "shared"), str(REPO_ROOT / "devtools")],
+        log_level="info",
+        log_config=uvicorn_log_config(),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    name = "make dynamodb" if args.dynamodb_only else "make run"
     data_dir = None if args.in_memory else args.data_dir
-    if args.fresh and data_dir is not None and data_dir.exists():
-        shutil.rmtree(data_dir)
-        print(f"Deleted the local data in {data_dir}", flush=True)
+    lock = None
     try:
+        if not args.dynamodb_only:
+            _check_port_free(args.port, "PORT")
+        lock = _hold(data_dir, fresh=args.fresh) if data_dir is not None else None
         server, changes = start_dynamodb(args.dynamodb_port, data_dir)
-    except (dynamodb_local.DynamoDBLocalError, TableMismatch) as error:
-        print(f"make run: {error}", file=sys.stderr, flush=True)
+    except dynamodb_local.PortInUse as error:
+        variable = "DYNAMODB_PORT" if args.dynamodb_only else "--dynamodb-port"
+        print(f"{name}: {error}; choose another: {variable}=…", file=sys.stderr, flush=True)
         return 1
-    kept = "in memory (empty at each start)" if data_dir is None else f"data in {data_dir}"
+    except (LocalRunError, dynamodb_local.DynamoDBLocalError, TableMismatch) as error:
+        print(f"{name}: {error}", file=sys.stderr, flush=True)
+        return 1
     try:
+        kept = "in memory (empty at each start)" if data_dir is None else f"data in {data_dir}"
         print(f"DynamoDB Local on {server.endpoint}, {kept}", flush=True)
         for change in changes:
             print(f"  {change}", flush=True)
         if args.dynamodb_only:
-            write_sam_env(args.sam_endpoint_host, server.port)
-            tables = f"{LOCAL_TABLE_NAME}, {LOCAL_IDEMPOTENCY_TABLE_NAME}"
-            print(f"Tables {tables}; env-vars file .local/sam-env.json", flush=True)
-            print("Ctrl-C stops it.", flush=True)
-            try:
-                while server.process.poll() is None:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-            return 0
-        print(f"API docs: http://{HOST}:{args.port}/docs", flush=True)
-        print("Token:    make token OWNER=alice   then  Authorization: Bearer <token>", flush=True)
-        print(f"Live:     ws://{HOST}:{args.port}/ws?token=<token>   (item changes)", flush=True)
-        task_root, _handler = function_entry(load_template())
-        uvicorn.run(
-            "devtools.local_app:create_local_app",
-            factory=True,
-            host=HOST,
-            port=args.port,
-            app_dir=str(REPO_ROOT),
-            reload=not args.no_reload,
-            reload_dirs=[str(task_root), str(REPO_ROOT / "layers" / "shared"), str(REPO_ROOT / "devtools")],
-            log_level="info",
-            log_config=uvicorn_log_config(),
-        )
+            _serve_dynamodb_only(args, server)
+        else:
+            _serve_api(args)
         return 0
     finally:
         server.stop()
+        if lock is not None:
+            lock.close()
 
 
 if __name__ == "__main__":

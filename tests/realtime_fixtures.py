@@ -103,6 +103,10 @@ def realtime(dynamodb: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("JWT_AUDIENCE", f"another-client, {AUDIENCE}")
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", MANAGEMENT_URL)
     monkeypatch.delenv("JWKS_URL", raising=False)
+    # DynamoDB Local on a machine busy with the whole suite can take longer than the deployed
+    # 1 s to answer; timeouts are injected, never waited for. (The notifier's time guard
+    # still fits: 2 x (0.5 + 3) + 1 s of backoff and 1 s of margin in a 10 s invocation.)
+    monkeypatch.setenv("AWS_READ_TIMEOUT", "3")
     _clear()
 
     def known_call(model: Any, **_: Any) -> None:

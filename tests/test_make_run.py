@@ -54,6 +54,9 @@ def test_make_token_names_the_owner_not_the_login(dev_env: dict[str, str]) -> No
 
     assert token()["sub"] == "alice"
     assert token("OWNER=bob")["sub"] == "bob"
+    # Verbatim: no shell ever sees the owner (`$t`, `$(…)`, quotes, a leading dash).
+    for owner in ("vic$t", "x$(id -un)y", 'a"b', "-vic", "o'neil"):
+        assert token(f"OWNER={owner}")["sub"] == owner
 
 
 def port_is_open(port: int) -> bool:
@@ -257,3 +260,67 @@ def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path)
         assert event["requestContext"]["authorizer"]["jwt"]["claims"] == {"sub": "alice"}
     finally:
         server.stop()
+
+
+def test_a_taken_api_port_stops_make_run_before_anything_starts(
+    dev_env: dict[str, str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_module(
+            "devtools.run",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            env=dev_env,
+            log=tmp_path / "taken.log",
+        )
+        output = process.output(timeout=30)
+    assert process.returncode == 1
+    assert f"make run: port {port} on 127.0.0.1 is already in use" in output
+    assert "PORT=" in output
+    assert "DynamoDB Local on" not in output  # nothing was started
+
+
+def test_one_data_folder_serves_one_make_run_at_a_time(dev_env: dict[str, str], tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    first, _ = run_server(dev_env, tmp_path / "first.log", "--data-dir", data)
+    try:
+        second = run_module(
+            "devtools.run",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            data,
+            env=dev_env,
+            log=tmp_path / "second.log",
+        )
+        output = second.output(timeout=30)
+        assert second.returncode == 1
+        assert f"make run: {data} is in use by another make run or make dynamodb" in output
+    finally:
+        stop(first)
+
+
+def test_dynamodb_local_keeps_data_in_a_relative_folder(tmp_path: Path) -> None:
+    import os
+
+    import boto3
+
+    from devtools import dynamodb_local
+    from devtools.template import create_table
+
+    relative = Path(os.path.relpath(tmp_path / "data"))  # as `make dynamodb` passes .local/dynamodb-sam
+    with dynamodb_local.running(data_dir=relative) as server:
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        create_table(client, "kept")
+    assert [path.suffix for path in (tmp_path / "data").iterdir()] == [".db"]

@@ -167,8 +167,10 @@ def _function(template: dict[str, Any], handler: str) -> dict[str, Any]:
     return properties
 
 
-def test_realtime_timeouts_fit_the_functions(realtime: Any) -> None:
+def test_realtime_timeouts_fit_the_functions(realtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     template = load_template()
+    monkeypatch.delenv("AWS_READ_TIMEOUT")  # the defaults, as deployed
+    settings.get_settings.cache_clear()
     configured = settings.get_settings()  # the template sets none of the retry variables
     for function in ("realtime.websocket.handler", "realtime.notifier.handler"):
         variables = _function(template, function)["Environment"]["Variables"]

@@ -167,6 +167,37 @@ def test_follower_keeps_following_after_a_failed_read(live: TestClient, auth: Au
     assert next(failures, None) is None  # the failure was injected, and survived
 
 
+@pytest.mark.parametrize("code", ["TrimmedDataAccessException", "ExpiredIteratorException"])
+def test_follower_resumes_after_the_last_change_when_its_iterator_is_refused(
+    live: TestClient, auth: Auth, code: str
+) -> None:
+    app: Any = live.app
+    streams = app.state.live_follower.streams
+    refused: dict[str, Any] = {"armed": False, "iterators": set()}
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        # Once armed, the next iterator read and every later read of it are refused, as DynamoDB
+        # refuses an iterator past its shard's trim horizon (or an expired one) for good.
+        iterator = params["ShardIterator"]
+        if refused["armed"]:
+            refused["armed"] = False
+            refused["iterators"].add(iterator)
+        if iterator in refused["iterators"]:
+            error = getattr(streams.exceptions, code)
+            raise error({"Error": {"Code": code, "Message": "injected"}}, "GetRecords")
+
+    streams.meta.events.register("provide-client-params.dynamodb-streams.GetRecords", refuse)
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as socket:
+        live.post("/items", json={"name": "first", "price": 1}, headers=auth("alice"))
+        assert receive_within(socket)["item"]["name"] == "first"
+        refused["armed"] = True
+        live.post("/items", json={"name": "second", "price": 1}, headers=auth("alice"))
+        live.post("/items", json={"name": "third", "price": 1}, headers=auth("alice"))
+        names = [receive_within(socket)["item"]["name"] for _ in range(2)]
+    assert names == ["second", "third"]  # each once, in order, none lost
+    assert refused["iterators"]  # the refusal was injected
+
+
 def test_an_owner_id_too_long_for_a_key_is_refused_with_403(live: TestClient, auth: Auth) -> None:
     from items_core.rows import MAX_OWNER_BYTES
 
