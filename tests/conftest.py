@@ -4,6 +4,7 @@ import base64
 import copy
 import importlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from items_core.dynamodb_errors import OPERATIONS
 from tests.faults import FaultInjector, injected_faults
 
 pytest_plugins = ["tests.realtime_fixtures", "tests.local_server"]
+
+# The dependencies layer ships without pydantic.v1 (layers/dependencies/Makefile prunes it):
+# neither has the suite, so the tests run against the layer as it ships.
+sys.modules["pydantic.v1"] = None  # type: ignore[assignment]
 
 EVENTS = Path(__file__).parent / "events"
 TABLE_NAME = "items-test"
@@ -75,6 +80,29 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def local_auth(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
     """The dev-token key `make run` sets (its app verifies tokens signed with it)."""
     monkeypatch.setenv("LOCAL_JWT_SECRET", LOCAL_SECRET)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_service_models() -> Iterator[None]:
+    """Every botocore session the suite creates shares one loader of AWS's service models.
+
+    Each test builds its clients anew (as each Lambda container does); parsing DynamoDB's model
+    again for each of them would cost the suite minutes.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+    original = botocore.session.get_session
+
+    def get_session(env_vars: Any = None) -> Any:
+        session = original(env_vars)
+        session.register_component("data_loader", loader)
+        return session
+
+    botocore.session.get_session = get_session
+    yield
+    botocore.session.get_session = original
 
 
 @pytest.fixture(scope="session")

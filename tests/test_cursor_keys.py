@@ -1,4 +1,4 @@
-"""Where the cursor signing keys come from: Secrets Manager (deployed), a setting, or random (local)."""
+"""Where the cursor key comes from: the stack's secret (read once per container), a setting, or random."""
 
 import json
 from collections.abc import Callable
@@ -10,22 +10,23 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import dependencies
-from app.store.cursor import CursorSigner, InvalidCursor, RotatingCursorSigner
+from app.store.cursor import CursorSigner
 
 Auth = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture
 def secret_arn(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    # The layout template.yaml's CursorSigningSecret generates (and earlier releases wrote).
     client = boto3.client("secretsmanager")
     arn: str = client.create_secret(
-        Name="cursor-keys", SecretString=json.dumps({"current": "c" * 64, "previous": "p" * 64})
+        Name="cursor-keys", SecretString=json.dumps({"current": "c" * 64, "previous": ""})
     )["ARN"]
     monkeypatch.setenv("CURSOR_SECRET_ARN", arn)
     return arn
 
 
-def test_cursors_are_signed_with_the_secrets_current_key(secret_arn: str, local_app: Any, auth: Auth) -> None:
+def test_cursors_are_signed_with_the_stacks_key(secret_arn: str, local_app: Any, auth: Auth) -> None:
     with TestClient(local_app) as client:
         for i in range(3):
             client.post("/items", json={"name": f"n{i}", "price": 1}, headers=auth("alice"))
@@ -34,14 +35,15 @@ def test_cursors_are_signed_with_the_secrets_current_key(secret_arn: str, local_
             "/items", params={"limit": 1, "cursor": first["next_cursor"]}, headers=auth("alice")
         )
         assert second.status_code == 200
-        # A cursor signed with "previous" (before a rotation) still works.
-        old = CursorSigner(b"p" * 64).encode(2, owner="alice", q="", tag="")
-        third = client.get("/items", params={"limit": 1, "cursor": old}, headers=auth("alice"))
-        assert [item["id"] for item in third.json()["items"]] == [3]
+        # After the key changed (and a deploy replaced the containers), an old cursor is a 422.
+        old = CursorSigner(b"o" * 64).encode(2, owner="alice", q="", tag="")
+        refused = client.get("/items", params={"limit": 1, "cursor": old}, headers=auth("alice"))
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
     assert CursorSigner(b"c" * 64).decode(first["next_cursor"], owner="alice", q="", tag="") == 1
 
 
-def test_secret_is_fetched_once_within_its_time_to_live(secret_arn: str, environment: None) -> None:
+def test_the_secret_is_read_once_per_container(secret_arn: str, environment: None) -> None:
     calls: list[str] = []
     original_create = botocore.session.Session.create_client
 
@@ -61,12 +63,10 @@ def test_secret_is_fetched_once_within_its_time_to_live(secret_arn: str, environ
     assert calls == ["GetSecretValue"]
 
 
-def test_configured_keys(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
+def test_a_configured_key(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
     monkeypatch.setenv("CURSOR_SIGNING_KEY", "n" * 40)
-    monkeypatch.setenv("CURSOR_SIGNING_KEY_PREVIOUS", "o" * 40)
-    signer = dependencies.get_cursor_signer()
-    old = CursorSigner(b"o" * 40).encode(3, owner="a", q="", tag="")
-    assert signer.decode(old, owner="a", q="", tag="") == 3
+    cursor = CursorSigner(b"n" * 40).encode(3, owner="a", q="", tag="")
+    assert dependencies.get_cursor_signer().decode(cursor, owner="a", q="", tag="") == 3
 
 
 def test_short_keys_are_refused() -> None:
@@ -96,54 +96,3 @@ def test_make_runs_cursor_key_is_kept_per_checkout(
         page = client.get("/items", params={"limit": 1, "cursor": cursor}, headers=auth("alice"))
     assert page.status_code == 200, page.text
     assert [item["name"] for item in page.json()["items"]] == ["b"]
-
-
-class Container:
-    """One Lambda environment's view of the cursor keys: its own cache of the secret, its own clock."""
-
-    def __init__(self, arn: str) -> None:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-        self.fetches = 0
-        self.now = 1000.0
-        client = boto3.client("secretsmanager")
-        client.meta.events.register("before-call.secrets-manager.GetSecretValue", self._count)
-        self.signer = RotatingCursorSigner(SecretsProvider(boto3_client=client), arn, clock=lambda: self.now)
-
-    def _count(self, **_: Any) -> None:
-        self.fetches += 1
-
-
-def _rotate(arn: str, current: str, previous: str) -> None:
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=arn, SecretString=json.dumps({"current": current, "previous": previous})
-    )
-
-
-def test_a_warm_container_accepts_cursors_signed_after_a_rotation(secret_arn: str) -> None:
-    warm = Container(secret_arn)
-    before = warm.signer.encode(7, owner="alice", q="", tag="")  # caches the old keys
-    _rotate(secret_arn, current="n" * 64, previous="c" * 64)
-    fresh = Container(secret_arn)  # started after the rotation: signs with the new key
-    after = fresh.signer.encode(8, owner="alice", q="", tag="")
-    assert CursorSigner(b"n" * 64).decode(after, owner="alice", q="", tag="") == 8
-    # The warm container's cached keys predate the rotation; it looks again instead of refusing.
-    assert warm.signer.decode(after, owner="alice", q="", tag="") == 8
-    assert warm.fetches == 2
-    # Cursors signed before the rotation still verify everywhere (the old key is now `previous`).
-    assert fresh.signer.decode(before, owner="alice", q="", tag="") == 7
-    assert warm.signer.decode(before, owner="alice", q="", tag="") == 7
-
-
-def test_unknown_signatures_refetch_the_secret_at_most_once_a_minute(secret_arn: str) -> None:
-    container = Container(secret_arn)
-    container.signer.encode(1, owner="a", q="", tag="")
-    forged = CursorSigner(b"x" * 64).encode(1, owner="a", q="", tag="")
-    for _ in range(10):
-        with pytest.raises(InvalidCursor):
-            container.signer.decode(forged, owner="a", q="", tag="")
-    assert container.fetches == 2  # the first read, and one forced look
-    container.now += 61
-    with pytest.raises(InvalidCursor):
-        container.signer.decode(forged, owner="a", q="", tag="")
-    assert container.fetches == 3

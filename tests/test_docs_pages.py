@@ -15,6 +15,8 @@ from devtools import docs_assets
 from devtools.template import REPO_ROOT
 from tests.local_server import Server
 
+pytestmark = pytest.mark.slow
+
 SCREENSHOTS = REPO_ROOT / ".local"
 # As the environment's probe starts it: headless, no background traffic, a fresh profile.
 CHROMIUM_FLAGS = [

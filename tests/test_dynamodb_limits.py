@@ -172,20 +172,20 @@ def test_the_largest_item_with_the_most_tags_takes_every_write(client: TestClien
     assert client.delete("/items/1", headers=headers).status_code == 204  # 1 + tombstone + 20 copies
 
 
-@pytest.mark.parametrize("tag", [None, "00" + WIDE * 48], ids=["unfiltered", "tag"])
+@pytest.mark.slow
 def test_a_page_of_100_of_the_largest_items_is_full_past_dynamodbs_1_mb_per_query(
-    client: TestClient, auth: Auth, calls: list[str], tag: str | None
+    client: TestClient, auth: Auth, calls: list[str]
 ) -> None:
     headers = auth("alice")
     for _ in range(101):
         assert client.post("/items", json=MAXIMAL, headers=headers).status_code == 201
-    params = {"limit": 100, **({"tag": tag} if tag else {})}
-    calls.clear()
-    first = client.get("/items", params=params, headers=headers)
-    assert first.status_code == 200
-    assert calls == ["Query", "Query"]  # DynamoDB stopped the first at 1 MB
-    page = first.json()
-    assert [item["id"] for item in page["items"]] == list(range(1, 101))
-    assert 1_000_000 < len(first.content) < 1_700_000  # Lambda's response limit is 6 MB
-    rest = client.get("/items", params={**params, "cursor": page["next_cursor"]}, headers=headers).json()
-    assert ([item["id"] for item in rest["items"]], rest["next_cursor"]) == ([101], None)
+    for params in ({"limit": 100}, {"limit": 100, "tag": MAXIMAL["tags"][0]}):
+        calls.clear()
+        first = client.get("/items", params=params, headers=headers)
+        assert first.status_code == 200
+        assert calls == ["Query", "Query"]  # DynamoDB stopped the first at 1 MB
+        page = first.json()
+        assert [item["id"] for item in page["items"]] == list(range(1, 101))
+        assert 1_000_000 < len(first.content) < 1_700_000  # Lambda's response limit is 6 MB
+        rest = client.get("/items", params={**params, "cursor": page["next_cursor"]}, headers=headers).json()
+        assert ([item["id"] for item in rest["items"]], rest["next_cursor"]) == ([101], None)

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 
 from app.main import app as lambda_app
 
+pytestmark = pytest.mark.slow
+
 Auth = Callable[[str], dict[str, str]]
 PACKAGE = "items_api_client"
 OPERATIONS = {

@@ -230,6 +230,7 @@ def _is_acceptable_text(value: str, field: str) -> bool:
     return 1 <= len(value) <= (50 if field == "tags" else 200)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(value=HOSTILE_TEXT, field=st.sampled_from(FIELDS), method=st.sampled_from(["POST", "PUT", "PATCH"]))
 def test_fuzzed_text_is_stored_exactly_or_refused_by_name(

@@ -1,6 +1,7 @@
 """HTTP semantics (RFC 9110) as clients rely on them: canonical integers, 405 with every allowed
 method, the method judged before any header, HEAD wherever GET, request ids on WebSocket refusals."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -8,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
-from tests.conftest import http_api_event, lambda_handler, response_headers
+from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_headers
 
 Auth = Callable[[str], dict[str, str]]
 WIDGET = {"name": "Widget", "price": 9.99, "tags": ["tools"]}
@@ -40,25 +41,23 @@ NOT_CANONICAL = [
 ]
 
 
-@pytest.mark.parametrize("spelling", NOT_CANONICAL)
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 def test_item_ids_are_canonical_decimal_only(
-    client: TestClient, auth: Auth, items: list[dict[str, Any]], spelling: str, method: str
+    client: TestClient, auth: Auth, items: list[dict[str, Any]], method: str
 ) -> None:
-    response = client.request(method, f"/items/{spelling}", json=WIDGET, headers=auth("alice"))
-    assert response.status_code == 422, (spelling, response.text)
-    assert response.json()["detail"][0]["loc"] == ["path", "item_id"]
+    for spelling in NOT_CANONICAL:
+        response = client.request(method, f"/items/{spelling}", json=WIDGET, headers=auth("alice"))
+        assert response.status_code == 422, (spelling, response.text)
+        assert response.json()["detail"][0]["loc"] == ["path", "item_id"], spelling
     # Nothing was changed through a second spelling of an id.
     assert all(client.get(f"/items/{i['id']}", headers=auth("alice")).json() == i for i in items)
 
 
-@pytest.mark.parametrize("spelling", ["01", "1_0", "1.0", "%201", "+5", "5.", "1e1", "\u0665", "0", "101"])
-def test_limit_is_canonical_decimal_within_range(
-    client: TestClient, auth: Auth, items: list[dict[str, Any]], spelling: str
-) -> None:
-    response = client.get(f"/items?limit={spelling}", headers=auth("alice"))
-    assert response.status_code == 422, (spelling, response.text)
-    assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+def test_limit_is_canonical_decimal_within_range(client: TestClient, auth: Auth) -> None:
+    for spelling in ["01", "1_0", "1.0", "%201", "+5", "5.", "1e1", "\u0665", "0", "101"]:
+        response = client.get(f"/items?limit={spelling}", headers=auth("alice"))
+        assert response.status_code == 422, (spelling, response.text)
+        assert response.json()["detail"][0]["loc"] == ["query", "limit"], spelling
 
 
 def test_canonical_spellings_work(client: TestClient, auth: Auth, items: list[dict[str, Any]]) -> None:
@@ -176,3 +175,58 @@ def test_websocket_refusal_carries_a_request_id(local_app: Any, monkeypatch: pyt
         pass  # pragma: no cover
     assert refused.value.status_code == 401
     assert len(refused.value.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "status", "route"),
+    [
+        ("/items/999", "alice", 404, "/items/{item_id}"),
+        ("/items", None, 401, "/items"),
+        ("/nowhere", None, 404, None),
+    ],
+)
+def test_head_errors_carry_no_body_and_are_logged_as_head(
+    app: Any, path: str, owner: str | None, status: int, route: str | None
+) -> None:
+    import io
+
+    from app import observability
+
+    lines = io.StringIO()
+    observability.LOG_STREAM.target = lines
+    try:
+        response = lambda_handler()(http_api_event("HEAD", path, owner=owner), LambdaContext())
+    finally:
+        observability.LOG_STREAM.target = None
+    assert response["statusCode"] == status
+    assert not response.get("body")
+    [logged] = [json.loads(line) for line in lines.getvalue().splitlines() if '"message":"request"' in line]
+    assert (logged["method"], logged["route"], logged["status"]) == ("HEAD", route or "unmatched", status)
+
+
+@pytest.mark.parametrize(("fault", "status"), [("throttle", 503), (RuntimeError("boom"), 500)])
+def test_head_failures_carry_no_body_and_name_head(app: Any, faults: Any, fault: Any, status: int) -> None:
+    import io
+
+    from app import observability
+    from app.dependencies import get_dynamodb_client
+
+    if isinstance(fault, str):
+        faults.decide = lambda operation: fault
+    else:
+
+        def explode(**_: Any) -> None:
+            raise fault
+
+        get_dynamodb_client().meta.events.register("before-call.dynamodb.GetItem", explode)
+    lines = io.StringIO()
+    observability.LOG_STREAM.target = lines
+    try:
+        response = lambda_handler()(http_api_event("HEAD", "/items/1", owner="alice"), LambdaContext())
+    finally:
+        observability.LOG_STREAM.target = None
+    assert response["statusCode"] == status
+    assert not response.get("body")
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [line["method"] for line in logged if line["message"] == "request"] == ["HEAD"]
+    assert all("GET" not in line["message"] for line in logged)

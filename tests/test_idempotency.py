@@ -121,7 +121,7 @@ def test_same_key_different_body_is_422(client: TestClient, auth: Auth, dynamodb
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"] == ["header", "idempotency-key"]
-    assert "different request body" in error["msg"]
+    assert error["msg"] == "Idempotency-Key was already used with a different request (body or If-Match)"
     assert len(stored_items(dynamodb)) == 1
 
 
@@ -266,6 +266,7 @@ def test_client_errors_are_remembered(client: TestClient, auth: Auth) -> None:
     assert again.headers["idempotent-replayed"] == "true"
 
 
+@pytest.mark.slow
 def test_lost_replies_of_idempotency_writes(
     client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any
 ) -> None:
@@ -291,3 +292,23 @@ def test_a_key_costs_at_most_two_extra_calls(client: TestClient, auth: Auth, cal
     calls.clear()
     client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
     assert calls == ["PutItem"]  # a replay is one conditional write that fails and returns the record
+
+
+def test_a_key_dynamodb_could_not_give_back_is_409_for_the_rest_of_its_lock(
+    client: TestClient, auth: Auth, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB went away after the claim: the write and the key's release both fail.
+    client.post("/items", json=BODY, headers=auth("alice"))
+    outcomes = iter(["ok"])
+    faults.decide = lambda operation: None if next(outcomes, None) else "fail"
+    failed = client.patch("/items/1", json={"quantity": 2}, headers=keyed(auth, "alice", "stuck"))
+    assert failed.status_code == 503
+    faults.decide = lambda operation: None
+    claimed_at = time.time()
+    held = client.patch("/items/1", json={"quantity": 2}, headers=keyed(auth, "alice", "stuck"))
+    assert held.status_code == 409
+    # Retry-After says how long the lock still holds (30 s outside Lambda), not a blind second.
+    assert 25 <= int(held.headers["retry-after"]) <= 30
+    monkeypatch.setattr(idempotency, "now", lambda: claimed_at + 31)
+    retried = client.patch("/items/1", json={"quantity": 2}, headers=keyed(auth, "alice", "stuck"))
+    assert (retried.status_code, retried.json()["quantity"]) == (200, 2)

@@ -420,8 +420,8 @@ def test_openapi_declares_every_status_each_operation_can_return(client: TestCli
     }
     assert declared == EXPECTED_STATUSES
     post = schema["paths"]["/items"]["post"]
-    assert {"name": "Idempotency-Key", "in": "header"}.items() <= next(
-        p for p in post["parameters"] if p["name"] == "Idempotency-Key"
+    assert {"name": "idempotency-key", "in": "header"}.items() <= next(
+        p for p in post["parameters"] if p["name"] == "idempotency-key"
     ).items()
     assert "Retry-After" in post["responses"]["503"]["headers"]
     assert "ETag" in schema["paths"]["/items/{item_id}"]["get"]["responses"]["200"]["headers"]

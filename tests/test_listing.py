@@ -122,6 +122,7 @@ def test_q_and_tag_combine(client: TestClient, auth: Auth) -> None:
     assert walk(client, auth, q="RED", tag="tools")[0] == [ids[0]]
 
 
+@pytest.mark.slow
 def test_sparse_filter_walk_is_complete(client: TestClient, auth: Auth) -> None:
     # 250 items, every 60th matches: pages may be short or empty but the walk
     # must still find all of them exactly once.

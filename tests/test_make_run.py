@@ -14,6 +14,8 @@ import pytest
 from devtools.template import REPO_ROOT
 from tests.local_server import STARTUP_SECONDS, Server, free_port, run_module
 
+pytestmark = pytest.mark.slow
+
 
 def dev_token(owner: str, env: dict[str, str]) -> str:
     """What `make token OWNER=owner` prints."""

@@ -40,20 +40,22 @@ def test_permissions_are_minimal() -> None:
 
 def test_pipeline_order_and_gates() -> None:
     jobs = workflow()["jobs"]
-    assert [s["run"] for s in steps("test") if "run" in s] == [
-        "make test",
-        "make test-lambda-python",
-        "make build",
-    ]
+    assert [s["run"] for s in steps("test") if "run" in s] == ["make test PYTHON=python3.13", "make build"]
     assert jobs["deploy-staging"]["needs"] == "test"
     assert "refs/heads/main" in jobs["deploy-staging"]["if"]
     assert jobs["deploy-production"]["needs"] == "deploy-staging"
     assert jobs["deploy-production"]["environment"] == "production"
+    # Production deploys the package staging deployed and smoke tested: it builds nothing.
+    assert "make build" not in " ".join(s.get("run", "") for s in steps("deploy-production"))
+    [uploaded] = [s for s in steps("deploy-staging") if "upload-artifact" in s.get("uses", "")]
+    [downloaded] = [s for s in steps("deploy-production") if "download-artifact" in s.get("uses", "")]
+    assert uploaded["with"]["name"] == downloaded["with"]["name"]
     for job, env in (("deploy-staging", "staging"), ("deploy-production", "prod")):
         runs = " ".join(s.get("run", "") for s in steps(job))
         assert f"--config-env {env}" in runs
         assert "make smoke" in runs
         assert runs.index("make preflight") < runs.index("sam deploy")  # the gate before every deploy
+        assert "--template-file .aws-sam/packaged.yaml" in runs
         credentials = next(s for s in steps(job) if "configure-aws-credentials" in s.get("uses", ""))
         assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         assert "aws-access-key-id" not in credentials["with"]

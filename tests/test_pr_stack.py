@@ -71,6 +71,7 @@ def deliver_like_cloudwatch(session: Any) -> None:
     session.client = client
 
 
+@pytest.mark.slow
 def test_the_probe_sees_the_alarm_reach_a_subscriber_and_leaves_nothing(session: Any) -> None:
     probe_stack(session)
     deliver_like_cloudwatch(session)

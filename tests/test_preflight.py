@@ -10,6 +10,7 @@ SAM CLI's environment (the SAM translator and cfn-lint load once).
 
 import copy
 import json
+import os
 import subprocess
 import tomllib
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 from devtools.template import REPO_ROOT, load_template
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("preflight")]  # one process computes every case
 
 Template = dict[str, Any]
 Config = dict[str, Any]
@@ -275,6 +278,7 @@ def outcomes() -> dict[str, list[list[str]]]:
         text=True,
         check=True,
         cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": "layers/shared"},  # as make preflight runs it
         timeout=600,
     )
     found: dict[str, list[list[str]]] = json.loads(result.stdout)

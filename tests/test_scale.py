@@ -22,6 +22,8 @@ from items_core.models import ItemCreate
 from tests.conftest import TABLE_NAME
 from tests.test_listing import walk
 
+pytestmark = pytest.mark.slow  # thousands of rows
+
 Auth = Callable[[str], dict[str, str]]
 
 

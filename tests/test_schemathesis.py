@@ -22,6 +22,8 @@ from schemathesis.specs.openapi.checks import (
 
 from app.main import app
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 CHECKS = [
     not_a_server_error,

@@ -10,9 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devtools.template import REPO_ROOT
 from tests.local_server import Server
 from tests.test_make_run import dev_token
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")
 

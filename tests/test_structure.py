@@ -1,5 +1,5 @@
-"""The codebase's shape: layers that import only downwards, one middleware order, a second resource
-built from the same parts, and a function build that refuses development-only code."""
+"""The codebase's shape: layers that import only downwards, a second resource built from the same
+parts, and a function build that refuses development-only code."""
 
 import ast
 import shutil
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.dependencies import CurrentOwner, get_dynamodb_client
-from app.middleware import RESOURCE_PREFIXES, STACK
-from app.middleware.body_limit import MAX_BODY_BYTES
+from app.edge import PRIVATE_PREFIXES
+from app.routes.request_body import MAX_BODY_BYTES, ExactJSONRoute
 from devtools.check_build import dev_only_problems
 from devtools.template import REPO_ROOT
 from tests.conftest import TABLE_NAME
@@ -31,7 +31,7 @@ LAYERS = {
     "app.auth": 3,
     "app.preconditions": 3,
     "app.dependencies": 4,
-    "app.middleware": 5,
+    "app.edge": 5,
     "app.routes": 5,
     "app.snapstart": 6,
     "app.main": 6,
@@ -74,22 +74,6 @@ def test_every_package_says_what_it_holds() -> None:
         assert docstring, f"{package.name}/__init__.py has no docstring"
 
 
-def test_the_middleware_order_is_written_once_and_applied_as_written(app: FastAPI) -> None:
-    names = [entry.cls.__name__ for entry in STACK]  # type: ignore[attr-defined]
-    assert names == [
-        "RootPathMiddleware",
-        "RequestLogMiddleware",
-        "ResponseHeadersMiddleware",
-        "UnhandledErrorMiddleware",
-        "HeadMiddleware",
-        "BodyLimitMiddleware",
-        "IdempotencyMiddleware",
-    ]
-    assert app.user_middleware == STACK
-    source = (APP / "main.py").read_text(encoding="utf-8")
-    assert "add_middleware" not in source
-
-
 # --- a second resource, built the way CONTRIBUTING.md describes ----------------
 
 
@@ -124,7 +108,7 @@ async def note_store() -> NoteStore:
 
 
 def notes_router() -> APIRouter:
-    router = APIRouter(prefix="/notes", tags=["notes"])
+    router = APIRouter(prefix="/notes", tags=["notes"], route_class=ExactJSONRoute)
     store = Annotated[NoteStore, Depends(note_store)]
 
     @router.put("", status_code=204, operation_id="put_note")
@@ -151,7 +135,7 @@ def notes(local_auth: None, dynamodb: Any) -> Iterator[TestClient]:
         yield client
 
 
-def test_a_second_resource_gets_auth_isolation_and_every_middleware(
+def test_a_second_resource_gets_auth_isolation_limits_and_the_edge(
     notes: TestClient, auth: Auth, faults: FaultInjector
 ) -> None:
     assert notes.put("/notes", json={"text": "hi"}, headers=auth("alice")).status_code == 204
@@ -164,7 +148,7 @@ def test_a_second_resource_gets_auth_isolation_and_every_middleware(
     invalid = notes.put("/notes", json={"text": ""}, headers=auth("alice"))
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "text"]
-    # The middleware: request id and security headers, the body limit, 503 on throttling.
+    # The edge (request id, security headers), the route class's body limit, 503 on throttling.
     assert notes.get("/notes", headers=auth("alice")).headers["x-request-id"]
     assert refused.headers["x-content-type-options"] == "nosniff"
     too_large = notes.put("/notes", content=b"x" * (MAX_BODY_BYTES + 1), headers=auth("alice"))
@@ -175,9 +159,9 @@ def test_a_second_resource_gets_auth_isolation_and_every_middleware(
     # The document lists the new operations beside the items ones.
     paths = notes.get("/openapi.json").json()["paths"]
     assert {"/notes", "/items", "/items/{item_id}"} <= set(paths)
-    # Cache-Control (and Idempotency-Key) follow RESOURCE_PREFIXES, which a real resource extends
-    # (CONTRIBUTING.md): the throwaway resource is not in it, the items are.
-    assert "/notes" not in RESOURCE_PREFIXES
+    # Cache-Control follows PRIVATE_PREFIXES, which a real resource extends (CONTRIBUTING.md):
+    # the throwaway resource is not in it, the items are.
+    assert "/notes" not in PRIVATE_PREFIXES
     assert "cache-control" not in notes.get("/notes", headers=auth("alice")).headers
     assert notes.get("/items", headers=auth("alice")).headers["cache-control"] == "no-store"
 

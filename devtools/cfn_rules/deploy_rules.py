@@ -472,13 +472,17 @@ class FunctionTimeouts(CloudFormationLintRule):
 
 
 def worst_case_seconds(budget: dict[str, Any]) -> float:
-    """Each call: every attempt times out, with botocore's maximal throttling backoff between them."""
+    """A RetryBudget's worst case: its app seconds plus each call's (items_core.aws_clients)."""
+    from items_core.aws_clients import worst_case_call_seconds
+
     total = float(budget.get("AppSeconds", 0))
     for call in as_list(budget.get("Calls", [])):
-        attempts = int(call.get("MaxAttempts", 1))
-        waiting = attempts * (float(call.get("ConnectTimeout", 0)) + float(call.get("ReadTimeout", 0)))
-        backoff = sum(min(2.0**i, 20.0) for i in range(attempts - 1))
-        total += int(call.get("Count", 1)) * (waiting + backoff)
+        worst = worst_case_call_seconds(
+            int(call.get("MaxAttempts", 1)),
+            float(call.get("ConnectTimeout", 0)),
+            float(call.get("ReadTimeout", 0)),
+        )
+        total += int(call.get("Count", 1)) * worst
     return total
 
 
@@ -512,21 +516,18 @@ class ReservedConcurrencyPerFunction(CloudFormationLintRule):
         ]
 
 
-_SNAPSTART_CONSTRAINTS = ("python 3.12", "region")
-
-
 class SnapStartBehindAParameter(CloudFormationLintRule):
     id = "E9007"
-    shortdesc = "SnapStart only through a documented parameter"
+    shortdesc = "SnapStart only behind a parameter"
     description = (
         "SnapStart is only available for some runtimes and Regions; enable it only through a "
-        "condition on a parameter whose Description names those constraints."
+        "condition on a parameter, so a deploy to a Region without it can switch it off."
     )
     tags = ["lambda", "snapstart"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         template: Template = cfn.template
-        parameters = template.get("Parameters", {})
+        parameters = set(template.get("Parameters", {}))
         conditions = template.get("Conditions", {})
         matches = []
         for name, function in resources(template, "AWS::Lambda::Function").items():
@@ -534,22 +535,12 @@ class SnapStartBehindAParameter(CloudFormationLintRule):
             if snapstart is None or not alternatives(snapstart):
                 continue
             guard = snapstart.get("Fn::If", [None])[0] if isinstance(snapstart, dict) else None
-            described = [
-                parameter
-                for parameter in references(conditions.get(guard, {})) & set(parameters)
-                if all(
-                    word in str(parameters[parameter].get("Description", "")).lower()
-                    for word in _SNAPSTART_CONSTRAINTS
-                )
-            ]
-            if not described:
+            if not references(conditions.get(guard, {})) & parameters:
                 matches.append(
                     RuleMatch(
                         ["Resources", name, "Properties", "SnapStart"],
-                        f"Function {name} enables SnapStart without a parameter whose Description names its "
-                        "constraints (Python 3.12 or later, only some Regions): a deploy to a Region "
-                        "without it "
-                        "fails. Put SnapStart behind an Fn::If on such a parameter, off by default.",
+                        f"Function {name} enables SnapStart unconditionally: a deploy to a Region "
+                        "without it fails. Put SnapStart behind an Fn::If on a parameter, off by default.",
                     )
                 )
         return matches

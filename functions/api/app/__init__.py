@@ -6,6 +6,6 @@ Layers, lowest first; a module imports only from its own layer or lower ones:
 2. ``store/``: DynamoDB access (items, idempotency records, cursors)
 3. ``auth``, ``preconditions``: who calls, and what conditional headers ask
 4. ``dependencies``: FastAPI dependencies and the once-per-container clients
-5. ``middleware/`` (ASGI layers, in the order of ``middleware.STACK``) and ``routes/``
+5. ``edge`` (the one ASGI middleware) and ``routes/``
 6. ``main``: ``create_app`` and the Lambda ``handler``
 """

@@ -1,5 +1,6 @@
 """Every FastAPI dependency, as `Annotated` aliases that route signatures use."""
 
+import json
 import re
 import secrets
 from functools import lru_cache
@@ -13,7 +14,7 @@ from pydantic import BeforeValidator
 from app.auth import authenticate
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import get_settings
-from app.store.cursor import CursorCodec, CursorSigner, RotatingCursorSigner
+from app.store.cursor import CursorSigner
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import create_client
 from items_core.bearer import bearer_token
@@ -45,36 +46,26 @@ def get_dynamodb_client() -> "DynamoDBClient":
     return cast("DynamoDBClient", aws_client("dynamodb"))
 
 
-# How long a container trusts its copy of the cursor keys before reading the secret again.
-CURSOR_KEYS_MAX_AGE_SECONDS = 300
-
-
 @lru_cache
-def get_cursor_signer() -> CursorCodec:
-    """The cursor keys: Secrets Manager (cached with a TTL: RotatingCursorSigner), a setting, or random."""
+def get_cursor_signer() -> CursorSigner:
+    """The cursor key, read once per container: the stack's secret, a setting, or random."""
     settings = get_settings()
     if settings.cursor_secret_arn:
-        # Powertools' parameters utility caches the secret; it reads it with our botocore client.
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-        provider = SecretsProvider(boto3_client=aws_client("secretsmanager"))
-        return RotatingCursorSigner(provider, settings.cursor_secret_arn, max_age=CURSOR_KEYS_MAX_AGE_SECONDS)
+        # One read per container; a key change reaches every container with the next deploy.
+        secret = aws_client("secretsmanager").get_secret_value(SecretId=settings.cursor_secret_arn)
+        return CursorSigner(json.loads(secret["SecretString"])["current"].encode())
     if settings.cursor_signing_key:
-        previous = settings.cursor_signing_key_previous
-        return CursorSigner(
-            settings.cursor_signing_key.get_secret_value().encode(),
-            previous.get_secret_value().encode() if previous else None,
-        )
-    # Local runs and tests: cursors stay valid for the life of this process.
+        return CursorSigner(settings.cursor_signing_key.get_secret_value().encode())
+    # Tests: cursors stay valid for the life of this process.
     return CursorSigner(secrets.token_bytes(32))
 
 
-async def cursor_signer_dependency() -> CursorCodec:
+async def cursor_signer_dependency() -> CursorSigner:
     """The container's cursor signer."""
     return get_cursor_signer()
 
 
-CursorSignerDep = Annotated[CursorCodec, Depends(cursor_signer_dependency)]
+CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 
 @lru_cache
@@ -165,25 +156,3 @@ async def get_if_match(
 
 
 IfMatch = Annotated[list[int] | AnyVersion | None, Depends(get_if_match)]
-
-
-async def idempotency_key_header(
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            # Documented here, enforced by IdempotencyMiddleware (which also takes a
-            # quoted Structured Field string): printable ASCII, no outer space (HTTP
-            # strips it), and not the empty quoted string.
-            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": '^(?!""$)[!-~]([ -~]*[!-~])?$'},
-            description=(
-                "Makes a retry safe: a repeat with the same key and body within 24 h replays the first "
-                "response (with `Idempotent-Replayed: true`); 1-255 printable ASCII characters."
-            ),
-        ),
-    ] = None,
-) -> None:
-    """Documents the header; IdempotencyMiddleware acts on it before routing."""
-
-
-IdempotencyKeyHeader = Depends(idempotency_key_header)

@@ -16,9 +16,10 @@ from typing import Any  # noqa: E402
 
 from fastapi import APIRouter, FastAPI  # noqa: E402
 from mangum import Mangum  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from app.auth import TokenVerifier  # noqa: E402
-from app.middleware import STACK  # noqa: E402
+from app.edge import EdgeMiddleware  # noqa: E402
 from app.routes import docs, health, items  # noqa: E402
 from app.routes.errors import add_error_schemas, install_error_handlers  # noqa: E402
 
@@ -29,7 +30,7 @@ def create_app(
     lifespan: Any = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """Build the application; reads no setting and creates no client (that happens on first use).
+    """Build the application; it reads no setting and creates no client (see _create_clients_during_init).
 
     The Lambda handler's app takes no argument: API Gateway verifies tokens and
     Mangum runs no lifespan. `make run` (devtools.local_app) passes a token
@@ -45,7 +46,7 @@ def create_app(
         # No OpenTelemetry provider is configured on Lambda; skip its per-request wrapper.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         lifespan=lifespan,
-        middleware=STACK,
+        middleware=[Middleware(EdgeMiddleware)],
         # Served by app.routes.docs from the function's own copies: no CDN, no font host.
         docs_url=None,
         redoc_url=None,

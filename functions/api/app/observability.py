@@ -1,26 +1,14 @@
-"""One structured log line per request that is also its CloudWatch metrics record.
+"""One structured log line per request that is also its CloudWatch metrics record, and the diagnostics logger.
 
-The log line names the route template, not the raw path, and an owner
-reference that cannot be turned back into the owner (a hash); nothing logs a
-request body or a token.
-
-Metrics use CloudWatch's Embedded Metric Format: the line carries an ``_aws``
-directive naming which of its own keys are metrics (Requests, Latency,
-Errors4xx, Errors5xx, ColdStart) and dimensions (service, method, route).
-Powertools' Metrics utility would write a second JSON document per request;
-`make bench` measured that, with its validation, at a third of a warm GET.
-
-The request line is written the way Powertools Metrics writes its EMF
-documents: one ``json.dumps`` straight to the log stream, not through the
-`logging` machinery. It has the Powertools Logger's keys (level, message,
-timestamp, service, xray_trace_id) and shares its stream, so every line of the
-log group reads alike. Going through Powertools Logger cost 100-130 µs a warm
-GET (its formatter re-parses each message as JSON and walks the record), a
-fifth of the request; the direct write, with the constant part of the EMF
-directive encoded once, costs about 30 µs (`make bench`). Being the metrics
-record, the line is written at every POWERTOOLS_LOG_LEVEL, which governs the
-diagnostic lines (warnings, errors with their stack traces) that still go
-through Powertools Logger.
+The request line names the route template, not the raw path, and a reference
+to the owner instead of the owner; nothing logs a request body or a token. It
+carries CloudWatch's Embedded Metric Format directive (``_aws``) naming which of
+its own keys are metrics (Requests, Latency, Errors4xx, Errors5xx, ColdStart) and
+dimensions (service, method, route). It has the keys of Powertools Logger's lines
+and shares their stream, but is written with one ``json.dumps``: importing
+Powertools' Logger and Metrics would add their import to every cold start (see
+docs/design.md). Diagnostics (warnings, errors with their stack traces) go
+through Powertools Logger, imported by the first of them.
 
 Settings: POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
 POWERTOOLS_LOG_LEVEL (set by the template) and POWERTOOLS_METRICS_DISABLED.
@@ -37,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
+    from starlette.types import Scope
 
 DEFAULT_SERVICE = "items-api"
 DEFAULT_NAMESPACE = "ItemsApi"
+_METRICS = ["Requests", "Latency", "Errors4xx", "Errors5xx"]
+_UNITS = {"Latency": "Milliseconds"}
 _cold_start = True
 
 
@@ -64,24 +55,11 @@ LOG_STREAM = LogStream()
 
 @lru_cache
 def get_logger() -> "Logger":
-    """The service's JSON logger for diagnostics (warnings, errors), on the one LOG_STREAM.
-
-    Powertools is imported here, by the first diagnostic line, not by a cold
-    start: request lines are written without it (see the module docstring).
-    """
+    """The service's Powertools logger for diagnostics (warnings, errors), on the one LOG_STREAM."""
     from aws_lambda_powertools import Logger
 
-    # The logging HOWTO's "Optimization" switches: a record then skips the stack
-    # walk for its caller and the thread/process lookups (one process, one
-    # thread per Lambda environment). The route in each line says where it came from.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     logger = Logger(
-        service=service_name(),
-        use_rfc3339=True,
-        logger_handler=logging.StreamHandler(LOG_STREAM),
+        service=service_name(), use_rfc3339=True, logger_handler=logging.StreamHandler(LOG_STREAM)
     )
     logger.remove_keys(["location"])
     return logger
@@ -93,49 +71,6 @@ def service_name() -> str:
     return os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
 
 
-def _xray_trace_id() -> str | None:
-    # Lambda sets this for each invocation; the Root part is what Powertools logs.
-    header = os.environ.get("_X_AMZN_TRACE_ID")
-    if not header:
-        return None
-    return next((part[5:] for part in header.split(";") if part.startswith("Root=")), None)
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-
-def _timestamp(now: float) -> str:
-    # RFC 3339 in UTC with milliseconds, as Powertools Logger's lines (use_rfc3339) carry it.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
-def write_request_line(fields: dict[str, Any], metrics_directive: str | None = None) -> None:
-    """Write one INFO line named "request" to the service logger's stream (see the module docstring).
-
-    ``metrics_directive``: the encoded ``CloudWatchMetrics`` list (see metrics_directive);
-    the line then carries the EMF ``_aws`` key with this request's timestamp.
-    """
-    now = time.time()
-    line: dict[str, Any] = {
-        "level": "INFO",
-        "message": "request",
-        "timestamp": _timestamp(now),
-        "service": service_name(),
-    }
-    trace_id = _xray_trace_id()
-    if trace_id:
-        line["xray_trace_id"] = trace_id
-    line.update(fields)
-    text = _ENCODER.encode(line)
-    if metrics_directive is not None:
-        # Spliced in: all of `_aws` but the timestamp is the same for every request.
-        text = (
-            f'{text[:-1]},"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":{metrics_directive}}}}}'
-        )
-    LOG_STREAM.write(text + "\n")
-    LOG_STREAM.flush()
-
-
 @lru_cache
 def metrics_namespace() -> str | None:
     """The EMF namespace, or None when metrics are switched off (local runs)."""
@@ -144,28 +79,16 @@ def metrics_namespace() -> str | None:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
 
 
-_METRICS = [
-    {"Name": "Requests", "Unit": "Count"},
-    {"Name": "Latency", "Unit": "Milliseconds"},
-    {"Name": "Errors4xx", "Unit": "Count"},
-    {"Name": "Errors5xx", "Unit": "Count"},
-]
-_COLD_START_METRICS = [*_METRICS, {"Name": "ColdStart", "Unit": "Count"}]
-
-
-@lru_cache
-def metrics_directive(namespace: str, cold_start: bool) -> str:
-    """The EMF ``CloudWatchMetrics`` list, encoded once per container (it never changes)."""
-    metrics = _COLD_START_METRICS if cold_start else _METRICS
-    return _ENCODER.encode(
-        [{"Namespace": namespace, "Dimensions": [["service", "method", "route"]], "Metrics": metrics}]
-    )
-
-
 @lru_cache(maxsize=4096)
 def owner_reference(owner: str) -> str:
-    """A stable, non-reversible reference to an owner, for correlating log lines."""
+    """A short hash of the owner, to correlate log lines without the owner in them (not a secret)."""
     return hashlib.sha256(f"items-api owner:{owner}".encode()).hexdigest()[:16]
+
+
+def _xray_trace_id() -> str | None:
+    # Lambda sets this for each invocation; the Root part is what Powertools logs.
+    header = os.environ.get("_X_AMZN_TRACE_ID", "")
+    return next((part[5:] for part in header.split(";") if part.startswith("Root=")), None)
 
 
 def take_cold_start() -> bool:
@@ -173,3 +96,43 @@ def take_cold_start() -> bool:
     global _cold_start  # one flag per container, by definition
     cold, _cold_start = _cold_start, False
     return cold
+
+
+def log_request(
+    scope: "Scope", method: str, route: str | None, status: int, seconds: float, state: dict[str, Any]
+) -> None:
+    """Write the request's line (INFO "request", at every log level: it is the metrics record)."""
+    now = time.time()
+    cold_start = take_cold_start()
+    owner = state.get("owner")
+    line: dict[str, Any] = {
+        "level": "INFO",
+        "message": "request",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "service": service_name(),
+        "xray_trace_id": _xray_trace_id(),
+        "method": method,
+        "route": route or "unmatched",
+        "status": status,
+        "latency_ms": round(seconds * 1000, 2),
+        "request_id": state.get("request_id"),
+        "lambda_request_id": getattr(scope.get("aws.context"), "aws_request_id", None),
+        "cold_start": cold_start,
+        "owner_ref": owner_reference(owner) if owner else None,
+    }
+    if line["xray_trace_id"] is None:
+        del line["xray_trace_id"]
+    namespace = metrics_namespace()
+    if namespace:
+        metrics = {"Requests": 1, "Latency": line["latency_ms"]}
+        metrics |= {"Errors4xx": int(400 <= status < 500), "Errors5xx": int(status >= 500)}
+        if cold_start:
+            metrics["ColdStart"] = 1
+        directive = {
+            "Namespace": namespace,
+            "Dimensions": [["service", "method", "route"]],
+            "Metrics": [{"Name": name, "Unit": _UNITS.get(name, "Count")} for name in metrics],
+        }
+        line |= metrics | {"_aws": {"Timestamp": int(now * 1000), "CloudWatchMetrics": [directive]}}
+    LOG_STREAM.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+    LOG_STREAM.flush()

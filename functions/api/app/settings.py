@@ -10,8 +10,7 @@ from items_core.settings_errors import describe_settings_errors
 # The most AWS calls one request makes in sequence (an idempotent POST: claim the
 # key, bump the id counter, put the item, record the response; an idempotent write
 # to a tagged item: claim, the untagged attempt, the transaction, record). The capacity
-# tests hold every route to it, and the template's function timeout leaves room
-# for this many worst-case calls.
+# tests hold every route to it; the template's RetryBudget declares it.
 MAX_AWS_CALLS_PER_REQUEST = 4
 
 
@@ -29,7 +28,7 @@ class Settings(BaseModel):
     dynamodb_endpoint_url: str | None = None
     owner_claim: str = Field(default="sub", min_length=1)
     api_base_path: str = ""
-    # Retries and timeouts of every AWS call; see worst_case_call_seconds.
+    # Retries and timeouts of every AWS call (items_core.aws_clients; the template's RetryBudget).
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
     dynamodb_connect_timeout: float = Field(
         default=0.5, gt=0, le=10, description="seconds, above 0 and at most 10"
@@ -44,18 +43,6 @@ class Settings(BaseModel):
     aws_validate_params: bool = False
     cursor_secret_arn: str | None = None
     cursor_signing_key: SecretStr | None = None
-    cursor_signing_key_previous: SecretStr | None = None
-
-    def worst_case_call_seconds(self) -> float:
-        """The longest one AWS call can take: every attempt times out, with maximal throttling backoff.
-
-        botocore's standard mode sleeps rand(0, 1) * min(2 ** i, 20) s between
-        attempts of a throttled call (DynamoDB sends no Retry-After header).
-        """
-        attempts = self.dynamodb_max_attempts
-        waiting = attempts * (self.dynamodb_connect_timeout + self.dynamodb_read_timeout)
-        backoff = sum(min(2.0**i, 20.0) for i in range(attempts - 1))
-        return waiting + backoff
 
     @field_validator("api_base_path")
     @classmethod

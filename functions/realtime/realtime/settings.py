@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from items_core.aws_clients import worst_case_call_seconds
 from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
@@ -40,10 +41,8 @@ class RealtimeSettings(BaseModel):
     http_timeout: float = Field(default=1.5, gt=0, le=10, description="seconds, above 0 and at most 10")
 
     def worst_case_call_seconds(self) -> float:
-        """The longest one AWS call can take: every attempt times out, with maximal throttling backoff."""
-        attempts = self.aws_max_attempts
-        waiting = attempts * (self.aws_connect_timeout + self.aws_read_timeout)
-        return waiting + sum(min(2.0**i, 20.0) for i in range(attempts - 1))
+        """The longest one AWS call can take (items_core.aws_clients.worst_case_call_seconds)."""
+        return worst_case_call_seconds(self.aws_max_attempts, self.aws_connect_timeout, self.aws_read_timeout)
 
     def connect_budget_seconds(self) -> float:
         """The longest `$connect` can take: discovery and JWKS fetches, then one PutItem."""

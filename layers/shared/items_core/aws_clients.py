@@ -52,6 +52,17 @@ def create_client(
     return client
 
 
+def worst_case_call_seconds(max_attempts: int, connect_timeout: float, read_timeout: float) -> float:
+    """The longest one call can take: every attempt times out, with botocore's longest backoff between.
+
+    botocore's standard mode sleeps rand(0, 1) * min(2 ** i, 20) s before retry i + 1 of a
+    throttled call. The functions' timeouts must cover their calls' worst cases (cfn-lint rule
+    E9005 reads them from each function's RetryBudget in template.yaml).
+    """
+    backoff = sum(min(2.0**i, 20.0) for i in range(max_attempts - 1))
+    return max_attempts * (connect_timeout + read_timeout) + backoff
+
+
 def _conflict_retry(max_attempts: int) -> Any:
     """botocore's needs-retry handler for write conflicts: the delay before the next attempt, or None."""
     from items_core.dynamodb_errors import retry_on_conflict

@@ -3,16 +3,27 @@
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.auth import NotAuthenticated, OwnerNotUsable
-from app.middleware.root_path import serves
+from app.routes.idempotency import Replay, replay_response
 from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
+from items_core.dynamodb_errors import Answer, answer
 from items_core.models import ErrorDetail, InternalError
+
+# What each of DynamoDB's answers (items_core.dynamodb_errors) sends the client.
+_RETRY_AFTER = {"Retry-After": "1"}
+_DYNAMODB_ANSWERS = {
+    Answer.UNAVAILABLE: (503, "Service Unavailable", _RETRY_AFTER),
+    Answer.CONFLICT: (409, WriteConflict.detail, _RETRY_AFTER),
+    Answer.STORAGE_FULL: (507, "The owner's storage is full; nothing was changed.", {}),
+}
 
 # The error bodies' models, documented by reference: a `"model"` in a route's `responses`
 # would make FastAPI build a validator per route and status at import (about 30 of them),
@@ -64,7 +75,25 @@ async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse
 
 
 async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": WriteConflict.detail}, status_code=409, headers={"Retry-After": "1"})
+    return JSONResponse({"detail": WriteConflict.detail}, status_code=409, headers=_RETRY_AFTER)
+
+
+async def _dynamodb_answered(request: Request, exc: Exception) -> JSONResponse:
+    """DynamoDB's deliberate answers (503, 409, 507); anything else is a bug, for the edge's 500."""
+    kind = answer(exc)
+    if kind is None or kind not in _DYNAMODB_ANSWERS:
+        raise exc
+    from app.observability import get_logger
+
+    get_logger().warning(
+        "DynamoDB answered %s: %s",
+        kind.name,
+        type(exc).__name__,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+        exc_info=True,
+    )
+    status, detail, headers = _DYNAMODB_ANSWERS[kind]
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def encodable(value: Any) -> Any:
@@ -119,9 +148,14 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
 _METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+def _serves(request: Request, method: str) -> bool:
+    probe = {**request.scope, "type": "http", "method": method}
+    return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method of this path: its routes', HEAD wherever GET (HeadMiddleware), and OPTIONS."""
-    methods = [method for method in _METHOD_ORDER if serves(request.app, request.scope, method)]
+    """Every method of this path: its routes', HEAD wherever GET (app.edge), and OPTIONS."""
+    methods = [method for method in _METHOD_ORDER if _serves(request, method)]
     if "GET" in methods:
         methods.insert(1, "HEAD")
     return [*methods, "OPTIONS"]
@@ -150,4 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(WriteConflict, _write_conflict)
+    app.add_exception_handler(Replay, replay_response)
+    app.add_exception_handler(ClientError, _dynamodb_answered)
+    app.add_exception_handler(BotoCoreError, _dynamodb_answered)
     app.add_exception_handler(RequestValidationError, _validation_failed)

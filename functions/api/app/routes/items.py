@@ -8,7 +8,6 @@ from fastapi.exceptions import RequestValidationError
 from app.dependencies import (
     CurrentOwner,
     CursorSignerDep,
-    IdempotencyKeyHeader,
     IfMatch,
     ItemId,
     ItemStoreDep,
@@ -16,8 +15,8 @@ from app.dependencies import (
 )
 from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error
-from app.routes.request_body import ExactJSONRoute
-from app.store.cursor import MAX_CURSOR_LENGTH, CursorCodec, InvalidCursor
+from app.routes.idempotency import IdempotencyKey, IdempotentRoute
+from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
 from items_core.models import InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
@@ -58,10 +57,10 @@ _PRECONDITION: Responses = {
 }
 _BODY_LIMIT: Responses = {413: documented_error("Request body over 16 KB.")}
 
-router = APIRouter(prefix="/items", tags=["items"], route_class=ExactJSONRoute, responses=_COMMON)
+router = APIRouter(prefix="/items", tags=["items"], route_class=IdempotentRoute, responses=_COMMON)
 
 
-def _continue_after(signer: CursorCodec, cursor: str | None, owner: str, q: str, tag: str) -> int:
+def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str, tag: str) -> int:
     if cursor is None:
         return 0
     try:
@@ -98,7 +97,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ItemPublic,
-    dependencies=[IdempotencyKeyHeader],
+    dependencies=[IdempotencyKey],
     responses={
         **_IDEMPOTENT,
         **_BODY_LIMIT,
@@ -110,9 +109,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
         },
     },
 )
-async def create_item(
-    item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request
-) -> Response:
+def create_item(item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request) -> Response:
     """Create an item; `Location` is the path of the new item."""
     created = store.create(owner, item)
     location = request.url_for("get_item", item_id=created.id).path
@@ -120,7 +117,7 @@ async def create_item(
 
 
 @router.get("")
-async def list_items(
+def list_items(
     owner: CurrentOwner,
     store: ItemStoreDep,
     signer: CursorSignerDep,
@@ -151,7 +148,7 @@ async def list_items(
         304: {"description": "If-None-Match names the current version; no body.", "headers": _ETAG_HEADER},
     },
 )
-async def get_item(
+def get_item(
     item_id: ItemId,
     owner: CurrentOwner,
     store: ItemStoreDep,
@@ -168,11 +165,11 @@ async def get_item(
 
 @router.put(
     "/{item_id}",
-    dependencies=[IdempotencyKeyHeader],
+    dependencies=[IdempotencyKey],
     response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
-async def replace_item(
+def replace_item(
     item_id: ItemId,
     item: ItemCreate,
     owner: CurrentOwner,
@@ -185,11 +182,11 @@ async def replace_item(
 
 @router.patch(
     "/{item_id}",
-    dependencies=[IdempotencyKeyHeader],
+    dependencies=[IdempotencyKey],
     response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
-async def patch_item(
+def patch_item(
     item_id: ItemId,
     patch: ItemPatch,
     owner: CurrentOwner,
@@ -203,12 +200,10 @@ async def patch_item(
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[IdempotencyKeyHeader],
+    dependencies=[IdempotencyKey],
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE},
 )
-async def delete_item(
-    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch
-) -> Response:
+def delete_item(item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch) -> Response:
     """Delete an item."""
     store.delete(owner, item_id, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

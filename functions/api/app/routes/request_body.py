@@ -1,4 +1,5 @@
-"""Request bodies parsed as exact JSON: numbers with a fraction become Decimal, never float."""
+"""Request bodies: read up to the limit (413 beyond it), then parsed as exact JSON (numbers with a fraction
+become Decimal, never float)."""
 
 import json
 import math
@@ -6,12 +7,15 @@ from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Message
 
+MAX_BODY_BYTES = 16 * 1024
 # No field takes a number this long; Python would refuse past 4,300 digits anyway,
 # with a message about its own settings.
 MAX_NUMBER_DIGITS = 100
+_TOO_LARGE = f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"
 
 
 class _BodyError(ValueError):
@@ -28,14 +32,6 @@ def _short(text: str) -> str:
     return text
 
 
-def _parse_int(text: str) -> int:
-    return int(_short(text))
-
-
-def _parse_decimal(text: str) -> Decimal:
-    return Decimal(_short(text))
-
-
 def _describe(error: Exception) -> str:
     """What was wrong with the body, in the API's words (never Python's)."""
     if isinstance(error, _BodyError):
@@ -47,41 +43,72 @@ def _describe(error: Exception) -> str:
     return "body is not valid JSON"
 
 
+def parse_exact_json(body: bytes) -> Any:
+    """The JSON body with every number kept as written: int, or Decimal for a fraction.
+
+    NaN/Infinity, invalid UTF-8, overlong numbers and deep nesting are malformed
+    JSON to the client (json.JSONDecodeError, which FastAPI answers with a 422).
+    """
+    try:
+        parsed = json.loads(
+            body,
+            parse_float=lambda text: Decimal(_short(text)),
+            parse_int=lambda text: int(_short(text)),
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise json.JSONDecodeError(_describe(error), "", 0) from error
+    if isinstance(parsed, Decimal):
+        # A whole body that is one fractional number: FastAPI validates bodies with
+        # from_attributes, which would read a Decimal *object* as a model with no
+        # fields. As a float (or its text, beyond float's range) it is refused like
+        # any other body that is not an object: 422.
+        as_float = float(parsed)
+        return as_float if math.isfinite(as_float) else str(parsed)
+    return parsed
+
+
+async def read_limited(request: Request) -> bytes:
+    """The whole body, or a 413 as soon as it (or its declared length) passes MAX_BODY_BYTES."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise HTTPException(413, _TOO_LARGE, headers={"Connection": "close"})
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, _TOO_LARGE, headers={"Connection": "close"})
+    return body
+
+
 class ExactJSONRequest(Request):
-    """A request whose JSON body keeps `0.10000000000000000555` as written."""
+    """A request whose body was read within the limit and whose JSON keeps numbers exact."""
+
+    def __init__(self, request: Request, body: bytes) -> None:
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> Message:
+            return pending.pop() if pending else await request.receive()
+
+        super().__init__(request.scope, receive)
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            body = await self.body()
-            try:
-                self._json = json.loads(
-                    body, parse_float=_parse_decimal, parse_int=_parse_int, parse_constant=_reject_constant
-                )
-            except json.JSONDecodeError:
-                raise
-            except (ValueError, RecursionError) as error:
-                # NaN/Infinity, invalid UTF-8, overlong numbers, deep nesting: all
-                # malformed JSON to the client, so FastAPI answers 422.
-                raise json.JSONDecodeError(_describe(error), "", 0) from error
-            if isinstance(self._json, Decimal):
-                # A whole body that is one fractional number: FastAPI validates bodies with
-                # from_attributes, which would read a Decimal *object* as a model with no
-                # fields (a PATCH of nothing, 200). As a float (or its text, beyond float's
-                # range) it is refused like any other non-object body: 422.
-                as_float = float(self._json)
-                self._json = as_float if math.isfinite(as_float) else str(self._json)
+            self._json = parse_exact_json(await self.body())
         return self._json
 
 
 class ExactJSONRoute(APIRoute):
-    """An APIRoute that parses JSON bodies with ExactJSONRequest."""
+    """An APIRoute whose body, where it has one, is read within the limit and parsed as exact JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.body_field is None:  # no body to parse (GET, DELETE): no wrapper either
+        if self.body_field is None:  # no body to read (GET, DELETE): none is ever read
             return handler
 
         async def exact_json_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request.scope, request.receive))
+            return await handler(ExactJSONRequest(request, await read_limited(request)))
 
         return exact_json_handler

@@ -1,7 +1,7 @@
 """What the store raises, and how a failed condition is read from a botocore error.
 
-Every other DynamoDB error is answered by items_core.dynamodb_errors (503, 409, 507),
-in app.middleware.unhandled_error.
+Every other DynamoDB error is answered as items_core.dynamodb_errors says (503, 409, 507),
+by app.routes.errors.
 """
 
 from typing import Any

@@ -1,14 +1,9 @@
 """Idempotency records (IETF httpapi idempotency-key draft): the key, its claim, its stored response.
 
-Why not Powertools' idempotency utility: it makes a *function* idempotent and
-replays that function's return value. Here the unit is an HTTP request: the
-replay must return the stored status code, headers (Location, ETag) and body;
-a different body under the same key must be a 422 and a concurrent repeat a
-409 with Retry-After; keys are scoped per owner, method and path; and its
-storage layout is its own. So this module runs the small state machine
-itself, with conditional writes to the idempotency table (template.yaml's
-IdempotencyTable: key ``pk`` only, TTL on ``expires_at``, no stream, and a
-role statement allowing PutItem, UpdateItem and DeleteItem on it alone):
+A small state machine on conditional writes to the idempotency table
+(template.yaml's IdempotencyTable: key ``pk`` only, TTL on ``expires_at``, no
+stream, and a role statement allowing PutItem, UpdateItem and DeleteItem on it
+alone); docs/design.md says why it is not Powertools' idempotency utility.
 
     (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
                                 |  5xx, 409, 429, crash: released (deleted), or its lock
@@ -60,27 +55,6 @@ _COMPLETED = "COMPLETED"
 def now() -> float:
     """The clock records are judged by (a seam for tests of expiry)."""
     return time.time()
-
-
-class InvalidKey(ValueError):
-    """The Idempotency-Key header is empty, too long or not printable."""
-
-
-def parse_key(raw: bytes) -> str:
-    """The key from the header: a Structured Field string ("…") or a bare token."""
-    try:
-        value = raw.decode("ascii")
-    except UnicodeDecodeError as error:
-        raise InvalidKey("must be printable ASCII") from error
-    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
-        value = value[1:-1]
-    if not value:
-        raise InvalidKey("must not be empty")
-    if len(value) > MAX_KEY_LENGTH:
-        raise InvalidKey(f"must be at most {MAX_KEY_LENGTH} characters")
-    if not all(" " <= char <= "~" for char in value):
-        raise InvalidKey("must be printable ASCII")
-    return value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,167 @@
+"""What every request gets before routing and after its answer: the app's one ASGI middleware.
+
+- the URL the client used: the stage or base-path prefix becomes the ASGI ``root_path``;
+- ``HEAD`` routed as ``GET`` and answered without a body (RFC 9110 section 9.3.2), errors included;
+- ``X-Request-ID`` and the security headers on every response, ``Cache-Control: no-store``
+  on the per-owner resources;
+- one log line per request, which is also its metrics record (app.observability);
+- the last resort: an exception no handler answered is logged once and becomes a generic 500.
+
+Routes see two things it prepares in ``request.state``: ``request_id``, and ``owner``
+(filled by the owner dependency, read back here for the log line).
+"""
+
+import json
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability import get_logger, log_request
+from app.settings import get_settings
+
+# Where the per-owner resources live: their responses are never cached. A new resource adds its prefix.
+PRIVATE_PREFIXES = ("/items",)
+_API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
+# Swagger UI and ReDoc load their scripts and styles from this API (app/routes/docs.py)
+# and run an inline bootstrap script; ReDoc starts a worker from a blob URL. No other host.
+_DOCS_POLICY = (
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    b"frame-ancestors 'none'"
+)
+_DOCS_PATHS = ("/docs", "/redoc")
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def client_prefix(event: Any, path: str) -> tuple[str, str]:
+    """Split the path the client requested into (stage prefix, path the app routes on).
+
+    - HTTP API (payload v2) and Function URLs: a named stage stays in ``rawPath``
+      (``/dev/items/1``); the ``$default`` stage adds nothing.
+    - REST API (payload v1): ``path`` lacks the stage, ``requestContext.path``
+      has it (``/Prod/items/1``).
+    """
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not isinstance(context, dict):
+        return "", path
+    if event.get("version") == "2.0":
+        stage = context.get("stage")
+        if isinstance(stage, str) and stage and stage != "$default":
+            prefix = f"/{stage}"
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix, path[len(prefix) :] or "/"
+        return "", path
+    client_path = context.get("path")
+    if isinstance(client_path, str) and client_path != path and client_path.endswith(path):
+        return client_path[: -len(path)].rstrip("/"), path
+    return "", path
+
+
+def _routed_path(scope: Scope) -> tuple[str, str]:
+    """(root_path, path) of the request as the app routes it: the client's prefixes moved to root_path."""
+    prefix, path = client_prefix(scope.get("aws.event"), scope["path"])
+    base = get_settings().api_base_path
+    # A custom domain's base path mapping arrives inside the path.
+    if base and (path == base or path.startswith(base + "/")):
+        prefix, path = prefix + base, path[len(base) :] or "/"
+    root = scope.get("root_path", "") + prefix
+    return root, path
+
+
+def _request_id(scope: Scope) -> str:
+    """API Gateway's request id, else Lambda's, else a fresh one (local runs)."""
+    event = scope.get("aws.event")
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if isinstance(context, dict) and isinstance(context.get("requestId"), str) and context["requestId"]:
+        return str(context["requestId"])
+    lambda_request_id = getattr(scope.get("aws.context"), "aws_request_id", None)
+    return str(lambda_request_id) if lambda_request_id else uuid.uuid4().hex
+
+
+def _response_headers(path: str, request_id: str) -> list[tuple[bytes, bytes]]:
+    policy = _DOCS_POLICY if path in _DOCS_PATHS else _API_POLICY
+    headers = [
+        (b"x-request-id", request_id.encode()),
+        *_SECURITY_HEADERS,
+        (b"content-security-policy", policy),
+    ]
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in PRIVATE_PREFIXES):
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
+class EdgeMiddleware:
+    """The ASGI middleware around the app (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        method = scope["method"]
+        root, path = _routed_path(scope)
+        request_id = _request_id(scope)
+        state: dict[str, Any] = {"request_id": request_id}
+        inner = {
+            **scope,
+            "method": "GET" if method == "HEAD" else method,
+            "root_path": root,
+            "path": root + path,
+            "state": state,
+        }
+        extra_headers = _response_headers(path, request_id)
+        status: int | None = None
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
+            elif message["type"] == "http.response.body" and method == "HEAD":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        try:
+            await self.app(inner, receive, answer)
+        except Exception:
+            get_logger().exception(
+                "Unhandled error on %s %s", method, scope["path"], extra={"request_id": request_id}
+            )
+            if status is not None:  # the answer had begun: nothing else can be sent
+                raise
+            body = json.dumps({"detail": "Internal Server Error", "request_id": request_id}).encode()
+            content = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await answer({"type": "http.response.start", "status": 500, "headers": content})
+            await answer({"type": "http.response.body", "body": body})
+        finally:
+            route = getattr(inner.get("route"), "path", None)
+            log_request(scope, method, route, status or 500, time.perf_counter() - start, state)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The handshake's HTTP answer, accepted or refused, carries the request id too.
+        request_id = _request_id(scope)
+
+        async def answer(message: Message) -> None:
+            if message["type"] in {"websocket.accept", "websocket.http.response.start"}:
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app({**scope, "state": {"request_id": request_id}}, receive, answer)

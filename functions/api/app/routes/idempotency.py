@@ -1,0 +1,188 @@
+"""Idempotency-Key on the write routes, after routing: claimed by a dependency, recorded by the route class.
+
+The `idempotency_key` dependency (declared by each write route) takes the key for
+the authenticated owner, method and path; a completed key replays its response, a
+key used with another body is a 422 in FastAPI's own shape, a key still running is
+a 409 with Retry-After. IdempotentRoute records the answer of a request that holds
+the key (the route's response, or the one the app's exception handlers give), or
+gives the key back when the answer says "retry". The records and their state
+machine are app.store.idempotency.
+"""
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import CurrentOwner, get_dynamodb_client
+from app.observability import get_logger
+from app.routes.request_body import ExactJSONRoute
+from app.settings import get_settings
+from app.store import idempotency as records
+
+# Printable ASCII without outer space (HTTP strips it), and not the empty quoted string.
+# Compiled: Python's engine (pydantic's own has no look-ahead).
+_KEY_PATTERN = re.compile('^(?!""$)[!-~]([ -~]*[!-~])?$')
+_STATE = "idempotency_claim"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    store: records.IdempotencyStore
+    record_key: dict[str, Any]
+    token: str
+
+
+class Replay(Exception):
+    """The key already completed: its stored response is the answer."""
+
+    def __init__(self, stored: records.StoredResponse) -> None:
+        self.stored = stored
+
+
+async def replay_response(request: Request, exc: Exception) -> Response:
+    """The stored response of a key that already completed, marked as a replay."""
+    stored = exc.stored if isinstance(exc, Replay) else None
+    if stored is None:
+        raise exc
+    response = Response(stored.body, status_code=stored.status)
+    response.raw_headers = [*stored.headers, (b"idempotent-replayed", b"true")]
+    return response
+
+
+def _route_path(request: Request) -> str:
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _lock_seconds(request: Request) -> float:
+    # Hold the key for as long as this invocation may still run.
+    remaining = getattr(request.scope.get("aws.context"), "get_remaining_time_in_millis", None)
+    return max(1.0, remaining() / 1000) if callable(remaining) else records.DEFAULT_LOCK_SECONDS
+
+
+async def idempotency_key(
+    request: Request,
+    owner: CurrentOwner,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=records.MAX_KEY_LENGTH + 2,  # a quoted Structured Field string may add two quotes
+            pattern=_KEY_PATTERN,
+            description=(
+                "Makes a retry safe: a repeat with the same key and body within 24 h replays the first "
+                "response (with `Idempotent-Replayed: true`); 1-255 printable ASCII characters, bare or "
+                'as a quoted string ("…").'
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Claim the key for this request, or answer for it (replay, 422, 409)."""
+    if idempotency_key is None:
+        return
+    key = idempotency_key
+    if len(key) >= 2 and key.startswith('"') and key.endswith('"'):
+        key = key[1:-1]
+    if len(key) > records.MAX_KEY_LENGTH:
+        _key_error(f"Idempotency-Key must be at most {records.MAX_KEY_LENGTH} characters", "string_too_long")
+    body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else b""
+    fingerprint = hashlib.sha256(
+        request.headers.get("if-match", "").encode("latin-1") + b"\n" + body
+    ).hexdigest()
+    store = records.IdempotencyStore(get_dynamodb_client(), get_settings().idempotency_table_name)
+    record_key = store.record_key(owner, request.method, _route_path(request), key)
+    token = uuid.uuid4().hex
+    result = await run_in_threadpool(store.claim, record_key, fingerprint, token, _lock_seconds(request))
+    if isinstance(result, records.Replay):
+        raise Replay(result.response)
+    if isinstance(result, records.Mismatch):
+        message = "Idempotency-Key was already used with a different request (body or If-Match)"
+        _key_error(message, "idempotency_key_reused")
+    if isinstance(result, records.InProgress):
+        raise HTTPException(
+            409,
+            "A request with this Idempotency-Key is still in progress",
+            headers={"Retry-After": str(result.retry_after)},
+        )
+    setattr(request.state, _STATE, _Claim(store, record_key, token))
+
+
+def _key_error(message: str, error_type: str) -> None:
+    raise RequestValidationError([{"type": error_type, "loc": ("header", "idempotency-key"), "msg": message}])
+
+
+IdempotencyKey = Depends(idempotency_key)
+
+
+def _retryable(response: Response) -> bool:
+    """A 5xx, 409 or 429, or any answer with Retry-After: an outcome a retry may change."""
+    return (
+        response.status_code >= 500 or response.status_code in {409, 429} or "retry-after" in response.headers
+    )
+
+
+def _record(claim: _Claim, response: Response) -> None:
+    if _retryable(response):
+        claim.store.release(claim.record_key, claim.token)
+        return
+    stored = records.StoredResponse(response.status_code, list(response.raw_headers), bytes(response.body))
+    try:
+        claim.store.complete(claim.record_key, claim.token, stored)
+    except records.ResponseTooLarge:
+        # Not stored: give the key back rather than replay something else later.
+        claim.store.release(claim.record_key, claim.token)
+
+
+def _record_quietly(request: Request, claim: _Claim, response: Response | None) -> None:
+    # The answer happened: it is sent whatever becomes of its record. A record left
+    # IN_PROGRESS lapses with its lock; a repeat after that runs again.
+    try:
+        if response is None:
+            claim.store.release(claim.record_key, claim.token)
+        else:
+            _record(claim, response)
+    except Exception:
+        get_logger().warning(
+            "Could not record or release an Idempotency-Key",
+            exc_info=True,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
+
+
+def _answer_to(request: Request, error: Exception) -> Callable[..., Any] | None:
+    """The app's exception handler for `error`, as Starlette's ExceptionMiddleware would pick it."""
+    handlers: dict[Any, Callable[..., Any]] = request.app.exception_handlers
+    return next((handlers[cls] for cls in type(error).__mro__ if cls in handlers), None)
+
+
+class IdempotentRoute(ExactJSONRoute):
+    """An ExactJSONRoute that records the answer of a request holding an Idempotency-Key."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def idempotent_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as error:
+                claim = getattr(request.state, _STATE, None)
+                exception_handler = _answer_to(request, error) if claim else None
+                if claim is None or exception_handler is None or isinstance(error, Replay):
+                    if claim is not None:
+                        await run_in_threadpool(_record_quietly, request, claim, None)
+                    raise
+                response = await exception_handler(request, error)
+            claim = getattr(request.state, _STATE, None)
+            if claim is not None:
+                await run_in_threadpool(_record_quietly, request, claim, response)
+            return response
+
+        return idempotent_handler
