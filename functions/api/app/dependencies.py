@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-# FastAPI runs a plain `def` dependency in a worker thread (~100 µs a call on
-# Lambda); the async wrappers below hand out the cached objects on the event loop.
+# FastAPI runs a plain `def` dependency in a worker thread; the dependencies below only hand
+# out objects cached per container, so they are `async def` and stay on the event loop.
 
 
 def aws_client(service: str) -> Any:

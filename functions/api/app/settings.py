@@ -36,8 +36,8 @@ class Settings(BaseModel):
     dynamodb_read_timeout: float = Field(
         default=0.5, gt=0, le=10, description="seconds, above 0 and at most 10"
     )
-    # botocore's client-side check of every call's parameters: about 30 µs of
-    # each DynamoDB call (`make bench`). Valid parameters serialise to the same
+    # botocore's client-side check of every call's parameters (docs/performance.md).
+    # Valid parameters serialise to the same
     # request either way, and the service validates them again, so the tests and
     # `make run` switch it on to catch a malformed call, and Lambda skips it.
     aws_validate_params: bool = False

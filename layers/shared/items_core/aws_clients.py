@@ -1,7 +1,7 @@
 """botocore clients as every function creates them: bounded attempts and timeouts, no boto3.
 
 botocore directly: boto3 adds only a wrapper here, and importing it also
-imports s3transfer (about 20 ms of every cold start).
+imports s3transfer, a cold-start cost (docs/performance.md).
 """
 
 import random

@@ -2,7 +2,7 @@
 
 What pydantic-settings' BaseSettings does for these functions (names matched without regard
 to case, values validated by the model), in one function: importing pydantic-settings, with
-its sources and python-dotenv, cost about 20 ms of every cold start (`make bench`).
+its sources and python-dotenv, cost a noticeable share of every cold start (docs/performance.md).
 """
 
 import os
