@@ -38,8 +38,13 @@ DATA_DIR = LOCAL_DIR / "dynamodb"
 def start_dynamodb(port: int, data_dir: Path | None) -> tuple[dynamodb_local.DynamoDBLocal, list[str]]:
     """Start DynamoDB Local and create or update the tables from template.yaml; what changed, in words."""
     server = dynamodb_local.start(port=port, data_dir=data_dir)
-    apply(local_environment(server.endpoint))
-    client = boto3.session.Session().client("dynamodb", endpoint_url=server.endpoint)
+    environment = local_environment(server.endpoint)
+    client = boto3.session.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment["AWS_SESSION_TOKEN"],
+        region_name=environment["AWS_REGION"],
+    ).client("dynamodb", endpoint_url=server.endpoint)
     try:
         changes = sync_table(client, LOCAL_TABLE_NAME) + sync_table(
             client, LOCAL_IDEMPOTENCY_TABLE_NAME, logical_id="IdempotencyTable"
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             _check_port_free(args.port, "PORT")
         lock = _hold(data_dir, fresh=args.fresh) if data_dir is not None else None
         server, changes = start_dynamodb(args.dynamodb_port, data_dir)
+        apply(local_environment(server.endpoint))  # for the API, its reloads and /ws
     except dynamodb_local.PortInUse as error:
         variable = "DYNAMODB_PORT" if args.dynamodb_only else "--dynamodb-port"
         print(f"{name}: {error}; choose another: {variable}=…", file=sys.stderr, flush=True)

@@ -4,6 +4,7 @@ import base64
 import copy
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,24 @@ def _clear_caches() -> None:
     dependencies.get_dynamodb_client.cache_clear()
     dependencies.get_item_store.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_environment() -> Iterator[None]:
+    """A test that changes os.environ without monkeypatch would change every later test in
+    its worker (once it switched EMF metrics off for the realtime suite): fail it, and restore."""
+    before = dict(os.environ)
+    yield
+    after = dict(os.environ)
+    for name in ("PYTEST_CURRENT_TEST",):  # pytest's own, set for each test phase
+        before.pop(name, None)
+        after.pop(name, None)
+    if after != before:
+        for name in after.keys() - before.keys():
+            del os.environ[name]
+        os.environ.update(before)
+        changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+        pytest.fail(f"the test left os.environ changed: {', '.join(changed)}")
 
 
 @pytest.fixture

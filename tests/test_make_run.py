@@ -235,16 +235,19 @@ def test_make_run_refuses_a_taken_dynamodb_port_naming_it(dev_env: dict[str, str
     assert f"port {port} on 127.0.0.1 is already in use" in output
 
 
-def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path) -> None:
+def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path, environment: None) -> None:
     import json
+    import os
 
     import boto3
 
     from devtools.local_env import LOCAL_TABLE_NAME
     from devtools.run import start_dynamodb, write_sam_env
 
+    environment = dict(os.environ)
     server, changes = start_dynamodb(0, tmp_path / "data")
     try:
+        assert dict(os.environ) == environment  # the caller's process is left as it was
         assert changes == [
             "items-local: created from template.yaml",
             "items-local-idempotency: created from template.yaml",
