@@ -13,7 +13,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | c
 PYTHON313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r) $$(command -v python3.13); do "$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
-DEV_PATH := PYTHONPATH=functions/api:layers/shared
+DEV_PATH := PYTHONPATH=functions/api:functions/upgrade:layers/shared
 DOCS_ASSETS := functions/api/app/docs_assets/redoc.standalone.js
 
 # The owner of `make token`'s token; not USER, which every shell sets to the login name.
@@ -28,7 +28,7 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb dynamodb-local token test test-fast format lint typecheck lint-infra preflight pytest fuzz smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb dynamodb-local token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -117,6 +117,10 @@ pytest: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the whole pyte
 
 fuzz: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
 	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/test_schemathesis.py tests/test_schemathesis_cli.py tests/test_hostile_input.py
+
+rollback: $(STAMP) ## move the API's live alias back: make rollback FUNCTION=… VERSION=… (refused across a storage layout change)
+	@test -n "$(FUNCTION)" -a -n "$(VERSION)" || { echo "usage: make rollback FUNCTION=<FunctionName output> VERSION=<published version>"; exit 2; }
+	$(BIN)/python -m devtools.rollback --function-name "$(FUNCTION)" --version "$(VERSION)"
 
 smoke: $(STAMP) ## black-box check of a deployment: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]
 	@test -n "$(BASE_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke BASE_URL=https://… TOKEN=… [WS_URL=wss://…] [ORIGIN=https://…]"; exit 2; }

@@ -140,9 +140,11 @@ def seed(endpoint: str) -> None:
     create_table(client, TABLE)
     create_table(client, f"{TABLE}-idempotency", logical_id="IdempotencyTable")
     from app.store.items import ItemStore
+    from items_core.layout import LayoutReader
     from items_core.models import ItemCreate
 
-    ItemStore(client, TABLE).create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))
+    store = ItemStore(client, TABLE, LayoutReader(client, TABLE))
+    store.create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))
 
 
 def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ ARTIFACTS = {
     "ApiFunction": BUILD / "ApiFunction",
     "RealtimeFunction": BUILD / "RealtimeFunction",
     "NotifierFunction": BUILD / "NotifierFunction",
+    "UpgradeFunction": BUILD / "UpgradeFunction",
 }
 # What each artifact must contain to import as Lambda imports it.
 PACKAGES = {
@@ -28,6 +29,7 @@ PACKAGES = {
     "ApiFunction": "app",
     "RealtimeFunction": "realtime",
     "NotifierFunction": "realtime",
+    "UpgradeFunction": "upgrade",
 }
 UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 # What only `make run` needs: local dev tokens, /ws and its stream follower, the

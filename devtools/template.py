@@ -80,6 +80,10 @@ def create_table(
     ttl = template["Resources"][logical_id]["Properties"].get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+    if logical_id == "ItemsTable":  # a new table holds nothing of an earlier layout
+        from items_core.layout import new_table_row
+
+        client.put_item(TableName=table_name, Item=new_table_row())
 
 
 class TableMismatch(Exception):

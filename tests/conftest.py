@@ -38,6 +38,8 @@ def _clear_caches() -> None:
     settings.get_settings.cache_clear()
     dependencies.get_dynamodb_client.cache_clear()
     dependencies.get_item_store.cache_clear()
+    dependencies.get_layout_reader.cache_clear()
+    dependencies.get_layout_client.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
 
 

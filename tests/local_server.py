@@ -53,7 +53,7 @@ def run_module(*args: str, env: dict[str, str], log: Path) -> Server:
 @pytest.fixture
 def dev_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "AUTH_", "LOCAL_JWT"))}
-    env["PYTHONPATH"] = "functions/api:layers/shared"
+    env["PYTHONPATH"] = "functions/api:functions/upgrade:layers/shared"  # as the Makefile's DEV_PATH
     return env
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dependencies import get_dynamodb_client
+from app.dependencies import get_dynamodb_client, get_layout_client
 from app.settings import MAX_AWS_CALLS_PER_REQUEST
 
 Auth = Callable[[str], dict[str, str]]
@@ -36,12 +36,18 @@ def cost(calls: list[str]) -> Callable[[Callable[[], Any]], Cost]:
         written.append(rows)
 
     get_dynamodb_client().meta.events.register("provide-client-params.dynamodb", record)
+    layout_reads: list[str] = []
+    get_layout_client().meta.events.register(
+        "before-call.dynamodb", lambda model, **_: layout_reads.append(model.name)
+    )
 
     def measure(request: Callable[[], Any]) -> Cost:
         calls.clear()
         written.clear()
+        layout_reads.clear()
         request()
         assert len(calls) <= MAX_AWS_CALLS_PER_REQUEST
+        assert len(layout_reads) <= 1  # the template's RetryBudget has room for one, single-attempt
         return Cost(len(calls), sum(written))
 
     return measure
@@ -135,6 +141,20 @@ def test_an_idempotency_key_adds_at_most_two_calls(
     patch = {**auth("alice"), "Idempotency-Key": "k2"}
     spent = cost(lambda: client.patch(f"/items/{item['id']}", json={"quantity": 1}, headers=patch))
     assert within(spent, calls=2 + 2, rows_written=3 + 2)
+
+
+def test_for_a_day_after_an_upgrade_the_claim_checks_the_earlier_record_in_the_same_call(
+    client: TestClient, auth: Auth, item: dict[str, Any], cost: Any, dynamodb: Any
+) -> None:
+    from app import dependencies
+    from tests.conftest import TABLE_NAME
+    from upgrade.backfill import reset
+
+    reset(dynamodb, TABLE_NAME)  # what the deploy's custom resource does
+    dependencies.get_layout_reader.cache_clear()
+    patch = {**auth("alice"), "Idempotency-Key": "k3"}
+    spent = cost(lambda: client.patch(f"/items/{item['id']}", json={"quantity": 1}, headers=patch))
+    assert within(spent, calls=2 + 2, rows_written=3 + 2 + 1)  # the claim is a transaction of two
 
 
 def test_public_routes_touch_no_aws(client: TestClient, cost: Any) -> None:

@@ -52,9 +52,9 @@ def test_records_live_in_their_own_table_and_store_the_body_as_sent(
     headers = dict(json.loads(record["response_headers"]["S"]))
     assert headers["location"] == created.headers["location"]
     assert headers["etag"] == created.headers["etag"]
-    # The items table holds the item, its counter and nothing of the key.
+    # The items table holds the item, its counter, its layout row and nothing of the key.
     items_rows = dynamodb.scan(TableName=TABLE_NAME)["Items"]  # test-side inspection only
-    assert sorted(row["pk"]["S"] for row in items_rows) == ["OWNER#alice", "OWNER#alice"]
+    assert sorted(row["pk"]["S"] for row in items_rows) == ["LAYOUT", "OWNER#alice", "OWNER#alice"]
     assert len(created.content) < idempotency.MAX_RECORD_BYTES
 
 

@@ -329,3 +329,41 @@ def test_dynamodb_local_keeps_data_in_a_relative_folder(tmp_path: Path) -> None:
         )
         create_table(client, "kept")
     assert [path.suffix for path in (tmp_path / "data").iterdir()] == [".db"]
+
+
+def test_make_run_brings_local_data_of_an_earlier_layout_in_line(tmp_path: Path, environment: None) -> None:
+    import boto3
+
+    from devtools.local_env import LOCAL_TABLE_NAME
+    from devtools.run import start_dynamodb
+    from items_core.layout import LAYOUT_KEY
+
+    server, _ = start_dynamodb(0, tmp_path / "data")
+    try:  # what a checkout of the release before tag copies left in .local/
+        client = boto3.client("dynamodb", endpoint_url=server.endpoint)
+        client.delete_item(TableName=LOCAL_TABLE_NAME, Key=LAYOUT_KEY)
+        row = {
+            "pk": {"S": "OWNER#alice"},
+            "sk": {"N": "1"},
+            "name": {"S": "Old"},
+            "name_folded": {"S": "old"},
+            "price": {"N": "1"},
+            "quantity": {"N": "0"},
+            "tags": {"L": [{"S": "red"}]},
+            "version": {"N": "1"},
+            "created_at": {"S": "2026-11-30T00:00:00Z"},
+            "updated_at": {"S": "2026-11-30T00:00:00Z"},
+        }
+        client.put_item(TableName=LOCAL_TABLE_NAME, Item=row)
+    finally:
+        server.stop()
+    server, changes = start_dynamodb(0, tmp_path / "data")
+    try:
+        assert changes == [f"{LOCAL_TABLE_NAME}: brought to the current layout by the upgrade backfill"]
+        client = boto3.client("dynamodb", endpoint_url=server.endpoint)
+        copy = client.get_item(
+            TableName=LOCAL_TABLE_NAME, Key={"pk": {"S": "TAG#5#alice#red"}, "sk": {"N": "1"}}
+        )
+        assert copy["Item"]["name"] == {"S": "Old"}
+    finally:
+        server.stop()

@@ -13,11 +13,12 @@ from pydantic import BeforeValidator
 
 from app.auth import authenticate
 from app.preconditions import TooManyVersions, parse_if_match
-from app.settings import get_settings
+from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import create_client
 from items_core.bearer import bearer_token
+from items_core.layout import LayoutReader
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -69,9 +70,32 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 
 @lru_cache
+def get_layout_client() -> "DynamoDBClient":
+    """The client that reads the items table's layout row: a single attempt (items_core/layout.py)."""
+    settings = get_settings()
+    return cast(
+        "DynamoDBClient",
+        create_client(
+            "dynamodb",
+            max_attempts=LAYOUT_READ_MAX_ATTEMPTS,
+            connect_timeout=settings.dynamodb_connect_timeout,
+            read_timeout=settings.dynamodb_read_timeout,
+            validate_params=settings.aws_validate_params,
+            endpoint_url=settings.dynamodb_endpoint_url,
+        ),
+    )
+
+
+@lru_cache
+def get_layout_reader() -> LayoutReader:
+    """What the items table's layout row says, cached per container for a few seconds."""
+    return LayoutReader(get_layout_client(), get_settings().table_name)
+
+
+@lru_cache
 def get_item_store() -> ItemStore:
     """The item store, bound to the configured table, once per container."""
-    return ItemStore(get_dynamodb_client(), get_settings().table_name)
+    return ItemStore(get_dynamodb_client(), get_settings().table_name, get_layout_reader())
 
 
 async def item_store_dependency() -> ItemStore:

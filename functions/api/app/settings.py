@@ -12,6 +12,9 @@ from items_core.settings_errors import describe_settings_errors
 # to a tagged item: claim, the untagged attempt, the transaction, record). The capacity
 # tests hold every route to it; the template's RetryBudget declares it.
 MAX_AWS_CALLS_PER_REQUEST = 4
+# Plus at most one read of the items table's layout row (items_core/layout.py), with a
+# single attempt: when it fails the request goes on the way that is right for every layout.
+LAYOUT_READ_MAX_ATTEMPTS = 1
 
 
 class Settings(BaseModel):

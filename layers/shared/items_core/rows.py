@@ -10,6 +10,10 @@ Layout (key schema in template.yaml):
   unambiguous whatever characters an owner or a tag contains.
 - ``pk`` = ``DELETED#<owner>``: tombstones of deleted items (``sk`` = the id,
   ``write_token``, ``expires_at`` for TTL), outside every listing's key range.
+- ``pk`` = ``LAYOUT``, ``sk = 0``: which layout the data is in (items_core/layout.py).
+
+A copy carries its item's ``version``: the upgrade backfill (functions/upgrade)
+finds copies that are missing, behind their item or left over, by comparing.
 
 Rows here are DynamoDB attribute-value maps (``{"S": ...}``), as the low-level
 client returns them and as stream records carry them.
@@ -22,6 +26,18 @@ from typing import Any
 from items_core.models import ItemPublic
 
 OWNER_PREFIX = "OWNER#"
+# What a tag copy carries: everything of the item but its key and write token.
+STORED_ATTRIBUTES = (
+    "name",
+    "name_folded",
+    "description",
+    "price",
+    "quantity",
+    "tags",
+    "version",
+    "created_at",
+    "updated_at",
+)
 TAG_PREFIX = "TAG#"
 DELETED_PREFIX = "DELETED#"
 COUNTER_SK = 0
@@ -49,6 +65,27 @@ def owner_pk(owner: str) -> str:
 def tag_pk(owner: str, tag: str) -> str:
     """The partition key of the copies of an owner's items that carry a tag."""
     return f"{TAG_PREFIX}{len(owner)}#{owner}#{tag}"
+
+
+def parse_tag_pk(pk: str) -> tuple[str, str] | None:
+    """The (owner, tag) of a tag copy's partition key, or None for any other key."""
+    if not pk.startswith(TAG_PREFIX):
+        return None
+    length, separator, rest = pk[len(TAG_PREFIX) :].partition("#")
+    if not separator or not length.isdigit() or rest[int(length) : int(length) + 1] != "#":
+        return None
+    return rest[: int(length)], rest[int(length) + 1 :]
+
+
+def tag_copy(owner: str, row: dict[str, Any], tag: str) -> dict[str, Any]:
+    """The copy of an item row that goes into the partition of one of its tags."""
+    copy = {name: row[name] for name in STORED_ATTRIBUTES if name in row}
+    return {"pk": {"S": tag_pk(owner, tag)}, "sk": row["sk"], **copy}
+
+
+def tags_of(row: dict[str, Any]) -> list[str]:
+    """The tags a stored row carries."""
+    return [tag["S"] for tag in row.get("tags", {}).get("L", [])]
 
 
 def deleted_pk(owner: str) -> str:

@@ -20,7 +20,7 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.dependencies import CurrentOwner, get_dynamodb_client
+from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader
 from app.observability import get_logger
 from app.routes.request_body import ExactJSONRoute
 from app.settings import get_settings
@@ -97,7 +97,9 @@ async def idempotency_key(
     fingerprint = hashlib.sha256(
         request.headers.get("if-match", "").encode("latin-1") + b"\n" + body
     ).hexdigest()
-    store = records.IdempotencyStore(get_dynamodb_client(), get_settings().idempotency_table_name)
+    settings = get_settings()
+    earlier = records.EarlierRecords(settings.table_name, get_layout_reader())
+    store = records.IdempotencyStore(get_dynamodb_client(), settings.idempotency_table_name, earlier)
     record_key = store.record_key(owner, request.method, _route_path(request), key)
     token = uuid.uuid4().hex
     result = await run_in_threadpool(store.claim, record_key, fingerprint, token, _lock_seconds(request))

@@ -22,12 +22,17 @@ alone); docs/design.md says why it is not Powertools' idempotency utility.
   sent: a string attribute when it is UTF-8 (every response of this API), raw
   bytes otherwise. A record is capped at MAX_RECORD_BYTES; a larger response
   is sent but not stored, and the key is given back (a repeat runs again).
+- Records the release before the idempotency table (e21d48b) kept in the items
+  table (``IDEMPOTENCY#<hash>``, the response as one JSON attribute) are still
+  honoured while the items table's layout row says they may exist (24 hours
+  after the upgrade, items_core/layout.py): a retry across the deploy replays.
 - Responses are stored before they are sent. If storing fails, the real
   response is still sent (it did happen) and the record stays IN_PROGRESS
   until its lock lapses; a repeat after that runs again (the one case where a
   POST could create twice, only after DynamoDB failed three attempts).
 """
 
+import base64
 import hashlib
 import json
 import math
@@ -37,10 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from app.store.errors import condition_failure_row
+from app.store.errors import cancelled_rows, condition_failure_row
+from items_core.layout import LayoutReader
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import ConditionCheckTypeDef, PutTypeDef
 
 RECORD_TTL_SECONDS = 24 * 3600
 DEFAULT_LOCK_SECONDS = 30
@@ -110,12 +117,23 @@ def _body_bytes(attribute: dict[str, Any]) -> bytes:
     return bytes(attribute["B"])
 
 
+@dataclass(frozen=True)
+class EarlierRecords:
+    """Where the release before kept its records: the items table, while its layout row says so."""
+
+    table_name: str
+    layout: LayoutReader
+
+
 class IdempotencyStore:
     """The idempotency records, in their own table."""
 
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(
+        self, client: "DynamoDBClient", table_name: str, earlier: EarlierRecords | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._earlier = earlier
 
     @staticmethod
     def record_key(owner: str, method: str, path: str, key: str) -> dict[str, Any]:
@@ -128,35 +146,69 @@ class IdempotencyStore:
     ) -> ClaimResult:
         """Take the key for this request, or say why not."""
         current = now()
+        values = {
+            ":now": {"N": str(int(current))},
+            ":in_progress": {"S": _IN_PROGRESS},
+            ":fingerprint": {"S": fingerprint},
+        }
+        claim: PutTypeDef = {
+            "TableName": self._table,
+            "Item": {
+                **record_key,
+                "status": {"S": _IN_PROGRESS},
+                "fingerprint": {"S": fingerprint},
+                "claim_token": {"S": token},
+                "locked_until": {"N": str(int(current + lock_seconds))},
+                "expires_at": {"N": str(int(current + RECORD_TTL_SECONDS))},
+            },
+            "ConditionExpression": (
+                "attribute_not_exists(pk) OR expires_at < :now"
+                " OR (#status = :in_progress AND locked_until < :now AND fingerprint = :fingerprint)"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    **record_key,
-                    "status": {"S": _IN_PROGRESS},
-                    "fingerprint": {"S": fingerprint},
-                    "claim_token": {"S": token},
-                    "locked_until": {"N": str(int(current + lock_seconds))},
-                    "expires_at": {"N": str(int(current + RECORD_TTL_SECONDS))},
-                },
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR expires_at < :now"
-                    " OR (#status = :in_progress AND locked_until < :now AND fingerprint = :fingerprint)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(current))},
-                    ":in_progress": {"S": _IN_PROGRESS},
-                    ":fingerprint": {"S": fingerprint},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            if self._earlier is not None and self._earlier.layout.current().legacy_idempotency(current):
+                # The release before may hold this key in the items table: claim only if it does not
+                # (an expired record, or one whose request died, does not count), in the same call.
+                earlier_check: ConditionCheckTypeDef = {
+                    "TableName": self._earlier.table_name,
+                    "Key": {"pk": {"S": f"IDEMPOTENCY#{record_key['pk']['S']}"}, "sk": {"N": "0"}},
+                    "ConditionExpression": (
+                        "attribute_not_exists(pk) OR expires_at < :now"
+                        " OR (#status = :in_progress AND locked_until < :now)"
+                    ),
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {key: values[key] for key in (":now", ":in_progress")},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+                self._client.transact_write_items(
+                    TransactItems=[{"Put": claim}, {"ConditionCheck": earlier_check}]
+                )
+            else:
+                self._client.put_item(**claim)
         except ClientError as error:
-            row = condition_failure_row(error)
+            rows = cancelled_rows(error)
+            if len(rows) == 2 and rows[0] is None and rows[1] is not None:
+                return self._held_earlier(rows[1], fingerprint, current)
+            row = rows[0] if rows else condition_failure_row(error)
             if row is None:
                 raise
             return self._held_by_other(row, fingerprint, token, current)
         return Claimed()
+
+    @staticmethod
+    def _held_earlier(row: dict[str, Any], fingerprint: str, now: float) -> ClaimResult:
+        """The answer for a key the release before holds (its record format: one JSON response)."""
+        if row["fingerprint"]["S"] != fingerprint:
+            return Mismatch()
+        if row["status"]["S"] == _COMPLETED:
+            stored = json.loads(row["response"]["S"])
+            headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in stored["headers"]]
+            return Replay(StoredResponse(stored["status"], headers, base64.b64decode(stored["body"])))
+        return InProgress(retry_after=max(1, math.ceil(float(row["locked_until"]["N"]) - now)))
 
     @staticmethod
     def _held_by_other(row: dict[str, Any], fingerprint: str, token: str, now: float) -> ClaimResult:

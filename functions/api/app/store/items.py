@@ -47,8 +47,18 @@ from app.store.errors import (
     cancelled_rows,
     condition_failure_row,
 )
+from items_core.layout import LayoutReader
 from items_core.models import ItemCreate, ItemPublic
-from items_core.rows import COUNTER_SK, deleted_pk, is_live, item_from_row, owner_pk, tag_pk
+from items_core.rows import (
+    COUNTER_SK,
+    deleted_pk,
+    is_live,
+    item_from_row,
+    owner_pk,
+    tag_copy,
+    tag_pk,
+    tags_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -63,18 +73,6 @@ if TYPE_CHECKING:
 # DynamoDB numbers keep 38 significant digits; no id can ever get this large.
 MAX_ITEM_ID = 2**63 - 1
 TOMBSTONE_TTL_SECONDS = 24 * 3600
-# What a tag copy carries: everything of the item but its key and write token.
-_STORED_ATTRIBUTES = (
-    "name",
-    "name_folded",
-    "description",
-    "price",
-    "quantity",
-    "tags",
-    "version",
-    "created_at",
-    "updated_at",
-)
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
 # A page filtered by `q` evaluates this many items per Query; any page makes at most
@@ -112,10 +110,6 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
 
 def _written_by(row: dict[str, Any], token: str) -> bool:
     return bool(row.get("write_token", {}).get("S") == token)
-
-
-def _tags(row: dict[str, Any]) -> list[str]:
-    return [tag["S"] for tag in row.get("tags", {}).get("L", [])]
 
 
 def _client_fields(fields: dict[str, Any]) -> dict[str, "AttributeValueTypeDef"]:
@@ -170,9 +164,10 @@ class StoredPage:
 class ItemStore:
     """Every DynamoDB call for items goes through here."""
 
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(self, client: "DynamoDBClient", table_name: str, layout: LayoutReader) -> None:
         self._client = client
         self._table = table_name
+        self._layout = layout
 
     def get(self, owner: str, item_id: int) -> ItemPublic:
         """Return the owner's item or raise ItemNotFound."""
@@ -209,15 +204,8 @@ class ItemStore:
 
     def _tag_copies(self, owner: str, row: dict[str, Any]) -> list["TransactWriteItemTypeDef"]:
         """Puts of the item's copy into each of its tags' partitions."""
-        copy = {name: row[name] for name in _STORED_ATTRIBUTES if name in row}
         return [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {**_row_key(tag_pk(owner, tag), int(row["sk"]["N"])), **copy},
-                }
-            }
-            for tag in _tags(row)
+            {"Put": {"TableName": self._table, "Item": tag_copy(owner, row, tag)}} for tag in tags_of(row)
         ]
 
     def _tag_removals(self, owner: str, item_id: int, tags: list[str]) -> list["TransactWriteItemTypeDef"]:
@@ -285,7 +273,7 @@ class ItemStore:
             )
             row: dict[str, Any] = dict(read.get("Item", {}))
             _check_current(row, if_match)
-            return self._update_with_tags(owner, row, fields, token, now, if_match)
+            return self._update_withtags_of(owner, row, fields, token, now, if_match)
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
@@ -321,10 +309,10 @@ class ItemStore:
                 return item_from_row(current)  # applied; its reply was lost
             _check_current(current, if_match)
             # The item carries tags: rewrite it with its copies, from the row just returned.
-            return self._update_with_tags(owner, current, fields, token, now, if_match)
+            return self._update_withtags_of(owner, current, fields, token, now, if_match)
         return item_from_row(response["Attributes"])
 
-    def _update_with_tags(
+    def _update_withtags_of(
         self,
         owner: str,
         current: dict[str, Any],
@@ -343,7 +331,7 @@ class ItemStore:
             {"version": {"N": str(version + 1)}, "updated_at": {"S": now}, "write_token": {"S": token}}
         )
         item_id = int(current["sk"]["N"])
-        kept = set(_tags(row))
+        kept = set(tags_of(row))
         try:
             self._transact(
                 [
@@ -357,7 +345,7 @@ class ItemStore:
                         }
                     },
                     *self._tag_copies(owner, row),
-                    *self._tag_removals(owner, item_id, [tag for tag in _tags(current) if tag not in kept]),
+                    *self._tag_removals(owner, item_id, [tag for tag in tags_of(current) if tag not in kept]),
                 ]
             )
         except ClientError as error:
@@ -386,7 +374,12 @@ class ItemStore:
         # The item carries tags: delete it with its copies, if it is still at that version.
         try:
             self._delete(
-                owner, item_id, token, "version = :version", {":version": current["version"]}, _tags(current)
+                owner,
+                item_id,
+                token,
+                "version = :version",
+                {":version": current["version"]},
+                tags_of(current),
             )
         except ClientError as error:
             latest = condition_failure_row(error)
@@ -443,21 +436,28 @@ class ItemStore:
         DynamoDB's 1 MB per Query). `q` is a filter over that partition, within
         a read budget; a cursor is handed out only while ids beyond it may exist.
         """
-        partition = tag_pk(owner, tag) if tag else owner_pk(owner)
+        # Until the upgrade's backfill has written every item's tag copies, a `tag` listing
+        # filters the owner's items as the release before did (items_core/layout.py).
+        from_copies = bool(tag) and self._layout.current().copies_complete
+        partition = tag_pk(owner, tag) if from_copies else owner_pk(owner)
         # Skips rows left by the previous layout, whose tombstones shared the
         # items' range (gone by TTL within 24 h of upgrading).
         filters = ["attribute_exists(#name)"]
         values: dict[str, AttributeValueTypeDef] = {":pk": {"S": partition}}
+        if tag and not from_copies:
+            filters.append("contains(tags, :tag)")
+            values[":tag"] = {"S": tag}
         if q:
             filters.append("contains(name_folded, :q)")
             values[":q"] = {"S": q.casefold()}
+        filtered = len(filters) > 1
         items: list[ItemPublic] = []
         # Unfiltered and `tag` pages need a second Query only when DynamoDB stopped the first at
         # its 1 MB per Query (a page of 100 items of the largest size is about 1.4 MB).
         for _ in range(MAX_QUERIES_PER_PAGE):
             # One more than a page tells whether another page exists without a
             # second round trip (and without handing out a cursor to an empty page).
-            evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if q else limit + 1 - len(items)
+            evaluate = max(limit + 1, FILTERED_EVALUATION_LIMIT) if filtered else limit + 1 - len(items)
             values[":after"] = {"N": str(after)}
             request: QueryInputTypeDef = {
                 "TableName": self._table,

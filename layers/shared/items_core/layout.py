@@ -1,0 +1,96 @@
+"""Which layout the items table's data is in: the ``LAYOUT`` row, read by the API, kept by the upgrade.
+
+The upgrade function (functions/upgrade) resets the row at each deploy that
+changes the layout (a CloudFormation custom resource, also on the way back)
+and marks it ``complete`` when its backfill has brought every row in line.
+Until then the API reads the way the release before did:
+
+- ``tag`` listings filter the owner's item rows instead of reading the tag
+  copies (which the release before did not write);
+- an ``Idempotency-Key`` is also looked up where the release before kept its
+  records (the items table), until ``legacy_idempotency_until``.
+
+No row at all is a table that no upgrade has looked at yet: it is read the old way.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LAYOUT_KEY: dict[str, Any] = {"pk": {"S": "LAYOUT"}, "sk": {"N": "0"}}
+# The layout this code writes: 2 = tag copies (1 was the release before, e21d48b).
+CURRENT_LAYOUT = 2
+COMPLETE = "complete"
+BACKFILLING = "backfilling"
+# A rollback removed the upgrade: older code may be writing; no pass may run (and so none may
+# mark the data complete) until a deploy of this layout starts one.
+STALE = "stale"
+# How long a container trusts what it read: a deploy that resets the row reaches every
+# container of the new code at once (they are new), so this only bounds a manual alias move.
+CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the API needs to know about the table's data."""
+
+    copies_complete: bool
+    legacy_idempotency_until: int
+
+    def legacy_idempotency(self, now: float) -> bool:
+        """Whether the release before may still have an idempotency record in the items table."""
+        return now <= self.legacy_idempotency_until
+
+
+# A table no upgrade has looked at: read everything the old way, for as long as that lasts.
+UNKNOWN = Layout(copies_complete=False, legacy_idempotency_until=2**62)
+
+
+def new_table_row() -> dict[str, Any]:
+    """The layout row of a new, empty table: nothing to bring in line, no earlier records."""
+    return {
+        **LAYOUT_KEY,
+        "layout": {"N": str(CURRENT_LAYOUT)},
+        "state": {"S": COMPLETE},
+        "generation": {"S": "new-table"},
+        "legacy_idempotency_until": {"N": "0"},
+    }
+
+
+def layout_from_row(row: dict[str, Any] | None) -> Layout:
+    """The layout a ``LAYOUT`` row describes (UNKNOWN without one)."""
+    if not row:
+        return UNKNOWN
+    complete = row.get("state", {}).get("S") == COMPLETE and int(row["layout"]["N"]) == CURRENT_LAYOUT
+    return Layout(complete, int(row.get("legacy_idempotency_until", {}).get("N", "0")))
+
+
+class LayoutReader:
+    """The table's layout, read at most every CACHE_SECONDS per container (one GetItem).
+
+    Its client makes a single attempt (the API's retry budget has room for one more
+    call, not three): when the read fails, the layout is UNKNOWN for this request,
+    which is always safe (the old way of reading is right for every layout).
+    """
+
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+        self._layout = UNKNOWN
+        self._read_at = -CACHE_SECONDS
+
+    def current(self) -> Layout:
+        """The layout as of at most CACHE_SECONDS ago (UNKNOWN if it cannot be read now)."""
+        if time.monotonic() - self._read_at >= CACHE_SECONDS:
+            try:
+                response = self._client.get_item(TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True)
+            except (BotoCoreError, ClientError):
+                return UNKNOWN
+            self._layout = layout_from_row(response.get("Item"))
+            self._read_at = time.monotonic()
+        return self._layout
