@@ -259,6 +259,21 @@ def test_server_errors_release_the_key(
     assert len(stored_items(dynamodb)) == 1
 
 
+def test_an_unexpected_dynamodb_error_is_a_500_that_gives_the_key_back(
+    client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any
+) -> None:
+    # An error the API has no deliberate answer for (here DynamoDB refusing the item's write) is
+    # a 500 raised past the exception handlers; the claim must still be released, or every retry
+    # would be 409 "in progress" until the claim's lock lapses.
+    outcomes = iter([None, None, "error:ValidationException"])  # claim, counter, then the item's put
+    faults.decide = lambda operation: next(outcomes, None)
+    assert client.post("/items", json=BODY, headers=keyed(auth, "alice", "k")).status_code == 500
+    faults.decide = lambda operation: None
+    retried = client.post("/items", json=BODY, headers=keyed(auth, "alice", "k"))
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+
+
 def test_client_errors_are_remembered(client: TestClient, auth: Auth) -> None:
     first = client.patch("/items/77", json={"quantity": 1}, headers=keyed(auth, "alice", "k"))
     again = client.patch("/items/77", json={"quantity": 1}, headers=keyed(auth, "alice", "k"))

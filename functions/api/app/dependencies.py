@@ -1,4 +1,8 @@
-"""Every FastAPI dependency, as `Annotated` aliases that route signatures use."""
+"""The FastAPI dependencies, as `Annotated` aliases that route signatures use.
+
+The Idempotency-Key dependency lives with the route class that records its answers
+(app/routes/idempotency.py).
+"""
 
 import json
 import re
@@ -24,8 +28,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-# FastAPI runs a plain `def` dependency in a worker thread; the dependencies below only hand
-# out objects cached per container, so they are `async def` and stay on the event loop.
+# FastAPI runs a plain `def` dependency in a worker thread; the dependencies below hand out
+# objects cached per container, so they are `async def` and stay on the event loop. In Lambda
+# the clients exist before the first request (app.main creates them during INIT); elsewhere
+# the first request creates them, on the loop.
 
 
 def aws_client(service: str) -> Any:
@@ -43,7 +49,7 @@ def aws_client(service: str) -> Any:
 
 @lru_cache
 def get_dynamodb_client() -> "DynamoDBClient":
-    """One DynamoDB client per container, created on first use (not at import: /health never pays)."""
+    """One DynamoDB client per container (in Lambda created during INIT by app.main, else on first use)."""
     return cast("DynamoDBClient", aws_client("dynamodb"))
 
 

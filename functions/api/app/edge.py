@@ -7,8 +7,9 @@
 - one log line per request, which is also its metrics record (app.observability);
 - the last resort: an exception no handler answered is logged once and becomes a generic 500.
 
-Routes see two things it prepares in ``request.state``: ``request_id``, and ``owner``
-(filled by the owner dependency, read back here for the log line).
+It puts ``request_id`` in ``request.state`` for routes and handlers, and reads back
+``owner`` (set by the owner dependency) for the log line; the Idempotency-Key claim also
+travels in ``request.state`` (app/routes/idempotency.py).
 """
 
 import json

@@ -1,4 +1,5 @@
-"""How domain exceptions become responses: each is mapped here, once."""
+"""How domain exceptions become responses (an Idempotency-Key replay is answered in
+app/routes/idempotency.py, which also records what these handlers answered)."""
 
 from decimal import Decimal
 from typing import Any

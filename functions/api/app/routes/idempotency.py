@@ -181,7 +181,11 @@ class IdempotentRoute(ExactJSONRoute):
                     if claim is not None:
                         await run_in_threadpool(_record_quietly, request, claim, None)
                     raise
-                response = await exception_handler(request, error)
+                try:
+                    response = await exception_handler(request, error)
+                except Exception:  # the handler passed it on (a bug, for the edge's 500): give the key back
+                    await run_in_threadpool(_record_quietly, request, claim, None)
+                    raise
             claim = getattr(request.state, _STATE, None)
             if claim is not None:
                 await run_in_threadpool(_record_quietly, request, claim, response)

@@ -26,8 +26,9 @@ item gone and its own token on the tombstone. (Transactions also carry
 botocore's ``ClientRequestToken``, with which DynamoDB itself answers a retry
 within 10 minutes as a success.)
 
-Writes to an item first assume it carries no tags (one plain write, the
-common case). When the failed condition's row shows tags, the write becomes
+A write whose body sets tags reads the item, then writes it with its copies
+in one transaction. Other writes first assume the item carries no tags (one
+plain write, the common case). When the failed condition's row shows tags, the write becomes
 one transaction conditioned on the version that row showed; if another write
 got in between, nothing is written and the client gets 409 (retry).
 """
