@@ -80,6 +80,7 @@ def canned_dynamodb() -> None:
     replies = {
         "GetItem": {"Item": item},
         "PutItem": {},
+        "TransactWriteItems": {},  # a create with tags writes its copies in the same transaction
         "UpdateItem": {"Attributes": {"last_id": {"N": "2"}}},
         "Query": {"Items": [{**item, "sk": {"N": str(i)}} for i in range(1, 21)], "Count": 20},
     }

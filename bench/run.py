@@ -179,14 +179,17 @@ def child(python313: str, mode: str, env: dict[str, str], *flags: str) -> Any:
     # file: a pipe would add this process's wake-ups to read them, which is the
     # log transport's cost on a 2-core machine, not the app's. The result is the last line.
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=BENCH_DIR) as output:
-        subprocess.run(  # noqa: S603
+        finished = subprocess.run(  # noqa: S603
             [python313, "-s", *flags, script, mode],
-            check=True,
+            check=False,
             text=True,
             stdout=output,
             stderr=subprocess.PIPE,
             env=env,
         )
+        if finished.returncode:
+            output.seek(0)
+            raise RuntimeError(f"bench child {mode} failed:\n{finished.stderr}\n{output.read()[-3000:]}")
         output.seek(0)
         return json.loads(output.read().strip().splitlines()[-1])
 
@@ -228,7 +231,7 @@ def local_load(seconds: float, concurrency: int) -> dict[str, float]:
     """The server `make run` starts, under a bounded load from this process."""
     port = 8765
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "DYNAMODB_"))}
-    env["PYTHONPATH"] = "functions/api:layers/shared"
+    env["PYTHONPATH"] = "functions/api:functions/upgrade:layers/shared"  # as the Makefile's DEV_PATH
     server = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "devtools.run", "--no-reload", "--port", str(port)],
         cwd=REPO_ROOT,

@@ -59,10 +59,11 @@ def start_dynamodb(port: int, data_dir: Path | None) -> tuple[dynamodb_local.Dyn
 def bring_in_line(client: Any, table: str) -> list[str]:
     """Run the upgrade backfill to its end, as the deployed schedule would (local tables are small)."""
     from items_core.layout import LAYOUT_KEY, layout_from_row
-    from upgrade.backfill import GRACE_SECONDS, Backfill, reset
 
     if layout_from_row(client.get_item(TableName=table, Key=LAYOUT_KEY).get("Item")).copies_complete:
         return []
+    from upgrade.backfill import GRACE_SECONDS, Backfill, reset
+
     reset(client, table, time.time() - GRACE_SECONDS)  # nothing else writes to it now
     backfill = Backfill(client, table, units_per_second=10_000)
     while (progress := backfill.run(60)).state != "complete":
