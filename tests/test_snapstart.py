@@ -33,6 +33,8 @@ def test_hooks_are_registered_and_refresh_the_environment(dynamodb: Any) -> None
     assert random.random() != shared
     assert dependencies.get_dynamodb_client.cache_info().currsize == 0
     assert dependencies.get_item_store.cache_info().currsize == 0
+    assert dependencies.get_layout_client.cache_info().currsize == 0  # its credentials too
+    assert dependencies.get_botocore_session.cache_info().currsize == 0
     assert dependencies.get_dynamodb_client() is not snapshotted_client
 
 

@@ -20,11 +20,12 @@ from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
-from items_core.aws_clients import create_client
+from items_core.aws_clients import botocore_session, create_client
 from items_core.bearer import bearer_token
 from items_core.layout import LayoutReader
 
 if TYPE_CHECKING:
+    from botocore.session import Session
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
@@ -34,16 +35,28 @@ if TYPE_CHECKING:
 # the first request creates them, on the loop.
 
 
-def aws_client(service: str) -> Any:
-    """A client of `service` with the retry budget and timeouts of the settings."""
+@lru_cache
+def get_botocore_session() -> "Session":
+    """One botocore session per container: every client shares its loaded service models.
+
+    A client from a fresh session loads DynamoDB's model again (about 75 ms); from this one,
+    a second client costs about 8 ms. Clients are created in Lambda's INIT or on the event
+    loop, one at a time, never from two threads at once.
+    """
+    return botocore_session()
+
+
+def aws_client(service: str, *, max_attempts: int | None = None) -> Any:
+    """A client of `service` with the retry budget (or `max_attempts`) and timeouts of the settings."""
     settings = get_settings()
     return create_client(
         service,
-        max_attempts=settings.dynamodb_max_attempts,
+        max_attempts=settings.dynamodb_max_attempts if max_attempts is None else max_attempts,
         connect_timeout=settings.dynamodb_connect_timeout,
         read_timeout=settings.dynamodb_read_timeout,
         validate_params=settings.aws_validate_params,
         endpoint_url=settings.dynamodb_endpoint_url if service == "dynamodb" else None,
+        session=get_botocore_session(),
     )
 
 
@@ -78,18 +91,7 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 @lru_cache
 def get_layout_client() -> "DynamoDBClient":
     """The client that reads the items table's layout row: a single attempt (items_core/layout.py)."""
-    settings = get_settings()
-    return cast(
-        "DynamoDBClient",
-        create_client(
-            "dynamodb",
-            max_attempts=LAYOUT_READ_MAX_ATTEMPTS,
-            connect_timeout=settings.dynamodb_connect_timeout,
-            read_timeout=settings.dynamodb_read_timeout,
-            validate_params=settings.aws_validate_params,
-            endpoint_url=settings.dynamodb_endpoint_url,
-        ),
-    )
+    return cast("DynamoDBClient", aws_client("dynamodb", max_attempts=LAYOUT_READ_MAX_ATTEMPTS))
 
 
 @lru_cache

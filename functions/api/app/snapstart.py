@@ -33,5 +33,12 @@ def prepare_snapshot() -> None:
 def refresh_after_restore() -> None:
     """Give this environment its own randomness and its own AWS connections and credentials."""
     random.seed()
-    dependencies.get_item_store.cache_clear()
-    dependencies.get_dynamodb_client.cache_clear()
+    # The session holds resolved credentials; every client and the store built on one go with it.
+    for cached in (
+        dependencies.get_item_store,
+        dependencies.get_layout_reader,
+        dependencies.get_layout_client,
+        dependencies.get_dynamodb_client,
+        dependencies.get_botocore_session,
+    ):
+        cached.cache_clear()
