@@ -281,6 +281,27 @@ def test_client_errors_are_remembered(client: TestClient, auth: Auth) -> None:
     assert again.headers["idempotent-replayed"] == "true"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "refused", "corrected", "ran"),
+    [
+        ("POST", "/items", {"name": "x", "price": -1}, {"name": "x", "price": 1}, 201),
+        ("PATCH", "/items/1", {"price": "free"}, {"price": 2}, 200),
+        ("PUT", "/items/1", {"name": ""}, {"name": "y", "price": 3}, 200),
+    ],
+)
+def test_a_request_refused_as_sent_does_not_take_the_key(
+    client: TestClient, auth: Auth, method: str, path: str, refused: Any, corrected: Any, ran: int
+) -> None:
+    assert client.post("/items", json=BODY, headers=auth("alice")).status_code == 201
+    first = client.request(method, path, json=refused, headers=keyed(auth, "alice", "k"))
+    assert first.status_code == 422
+    fixed = client.request(method, path, json=corrected, headers=keyed(auth, "alice", "k"))
+    assert fixed.status_code == ran, fixed.text
+    assert "idempotent-replayed" not in fixed.headers
+    again = client.request(method, path, json=corrected, headers=keyed(auth, "alice", "k"))
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (ran, "true")
+
+
 @pytest.mark.slow
 def test_lost_replies_of_idempotency_writes(
     client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any

@@ -27,6 +27,7 @@ Auth = Callable[[str], dict[str, str]]
 LAYERS = {
     "app.settings": 1,
     "app.observability": 1,
+    "app.blocking": 1,
     "app.store": 2,
     "app.auth": 3,
     "app.preconditions": 3,

@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only from its own layer or lower ones:
 
-1. ``settings``, ``observability`` (and the shared ``items_core`` layer)
+1. ``settings``, ``observability``, ``blocking`` (and the shared ``items_core`` layer)
 2. ``store/``: DynamoDB access (items, idempotency records, cursors)
 3. ``auth``, ``preconditions``: who calls, and what conditional headers ask
 4. ``dependencies``: FastAPI dependencies and the once-per-container clients

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-# FastAPI runs a plain `def` dependency in a worker thread; the dependencies below hand out
-# objects cached per container, so they are `async def` and stay on the event loop. In Lambda
+# FastAPI runs a plain `def` dependency in a worker thread (under Mangum, a new thread per
+# request); the dependencies below hand out objects cached per container, so they are
+# `async def` and stay on the event loop. In Lambda
 # the clients exist before the first request (app.main creates them during INIT); elsewhere
 # the first request creates them, on the loop.
 
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
 def get_botocore_session() -> "Session":
     """One botocore session per container: every client shares its loaded service models.
 
-    A client from a fresh session loads DynamoDB's model again (about 75 ms); from this one,
-    a second client costs about 8 ms. Clients are created in Lambda's INIT or on the event
-    loop, one at a time, never from two threads at once.
+    A client from a fresh session loads DynamoDB's model again (docs/performance.md). Clients
+    are created in Lambda's INIT or on the event loop, one at a time, never from two threads
+    at once; their calls may run in worker threads (app.blocking).
     """
     return botocore_session()
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.blocking import call_inline
 from app.observability import get_logger, log_request
 from app.settings import get_settings
 
@@ -114,6 +115,7 @@ class EdgeMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
+        call_inline("aws.event" in scope)  # Mangum: one request per container (app.blocking)
         method = scope["method"]
         root, path = _routed_path(scope)
         request_id = _request_id(scope)

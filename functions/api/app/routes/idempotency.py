@@ -5,7 +5,9 @@ the authenticated owner, method and path; a completed key replays its response, 
 key used with another body is a 422 in FastAPI's own shape, a key still running is
 a 409 with Retry-After. IdempotentRoute records the answer of a request that holds
 the key (the route's response, or the one the app's exception handlers give), or
-gives the key back when the answer says "retry". The records and their state
+gives the key back when the answer says "retry" or refuses the request as sent (422).
+It wraps the route's handler, not its ASGI app: FastAPI builds an included route's
+app from `get_route_handler` alone. The records and their state
 machine are app.store.idempotency.
 """
 
@@ -18,8 +20,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
+from app.blocking import blocking
 from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader
 from app.observability import get_logger
 from app.routes.request_body import ExactJSONRoute
@@ -102,7 +104,7 @@ async def idempotency_key(
     store = records.IdempotencyStore(get_dynamodb_client(), settings.idempotency_table_name, earlier)
     record_key = store.record_key(owner, request.method, _route_path(request), key)
     token = uuid.uuid4().hex
-    result = await run_in_threadpool(store.claim, record_key, fingerprint, token, _lock_seconds(request))
+    result = await blocking(store.claim, record_key, fingerprint, token, _lock_seconds(request))
     if isinstance(result, records.Replay):
         raise Replay(result.response)
     if isinstance(result, records.Mismatch):
@@ -124,33 +126,30 @@ def _key_error(message: str, error_type: str) -> None:
 IdempotencyKey = Depends(idempotency_key)
 
 
-def _retryable(response: Response) -> bool:
-    """A 5xx, 409 or 429, or any answer with Retry-After: an outcome a retry may change."""
-    return (
-        response.status_code >= 500 or response.status_code in {409, 429} or "retry-after" in response.headers
-    )
-
-
-def _record(claim: _Claim, response: Response) -> None:
-    if _retryable(response):
-        claim.store.release(claim.record_key, claim.token)
-        return
-    stored = records.StoredResponse(response.status_code, list(response.raw_headers), bytes(response.body))
-    try:
-        claim.store.complete(claim.record_key, claim.token, stored)
-    except records.ResponseTooLarge:
-        # Not stored: give the key back rather than replay something else later.
-        claim.store.release(claim.record_key, claim.token)
+def _kept(response: Response) -> bool:
+    """Whether an answer is the key's for good: not one a retry may change (5xx, 409, 429, anything
+    with Retry-After), nor a 422 (the request was refused as sent; sent again corrected, it runs)."""
+    status = response.status_code
+    return status < 500 and status not in {409, 422, 429} and "retry-after" not in response.headers
 
 
 def _record_quietly(request: Request, claim: _Claim, response: Response | None) -> None:
-    # The answer happened: it is sent whatever becomes of its record. A record left
-    # IN_PROGRESS lapses with its lock; a repeat after that runs again.
+    """Store the answer as the key's, or give the key back (no answer, or not one to keep).
+
+    The answer happened: it is sent whatever becomes of its record. A record left
+    IN_PROGRESS lapses with its lock; a repeat after that runs again.
+    """
     try:
-        if response is None:
-            claim.store.release(claim.record_key, claim.token)
-        else:
-            _record(claim, response)
+        if response is not None and _kept(response):
+            stored = records.StoredResponse(
+                response.status_code, list(response.raw_headers), bytes(response.body)
+            )
+            try:
+                claim.store.complete(claim.record_key, claim.token, stored)
+                return
+            except records.ResponseTooLarge:
+                pass  # not stored: give the key back rather than replay something else later
+        claim.store.release(claim.record_key, claim.token)
     except Exception:
         get_logger().warning(
             "Could not record or release an Idempotency-Key",
@@ -179,16 +178,16 @@ class IdempotentRoute(ExactJSONRoute):
                 exception_handler = _answer_to(request, error) if claim else None
                 if claim is None or exception_handler is None or isinstance(error, Replay):
                     if claim is not None:
-                        await run_in_threadpool(_record_quietly, request, claim, None)
+                        await blocking(_record_quietly, request, claim, None)
                     raise
                 try:
                     response = await exception_handler(request, error)
                 except Exception:  # the handler passed it on (a bug, for the edge's 500): give the key back
-                    await run_in_threadpool(_record_quietly, request, claim, None)
+                    await blocking(_record_quietly, request, claim, None)
                     raise
             claim = getattr(request.state, _STATE, None)
             if claim is not None:
-                await run_in_threadpool(_record_quietly, request, claim, response)
+                await blocking(_record_quietly, request, claim, response)
             return response
 
         return idempotent_handler

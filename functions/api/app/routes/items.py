@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from app.blocking import blocking
 from app.dependencies import (
     CurrentOwner,
     CursorSignerDep,
@@ -108,15 +109,17 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
         },
     },
 )
-def create_item(item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request) -> Response:
+async def create_item(
+    item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request
+) -> Response:
     """Create an item; `Location` is the path of the new item."""
-    created = store.create(owner, item)
+    created = await blocking(store.create, owner, item)
     location = request.url_for("get_item", item_id=created.id).path
     return _item_response(created, status.HTTP_201_CREATED, Location=location)
 
 
 @router.get("")
-def list_items(
+async def list_items(
     owner: CurrentOwner,
     store: ItemStoreDep,
     signer: CursorSignerDep,
@@ -131,7 +134,7 @@ def list_items(
 ) -> ItemPage:
     """List the caller's items by id; a page may be short while `next_cursor` is not null."""
     after = _continue_after(signer, cursor, owner, q, tag)
-    page = store.list_items(owner, after=after, limit=limit, q=q, tag=tag)
+    page = await blocking(store.list_items, owner, after=after, limit=limit, q=q, tag=tag)
     next_cursor = (
         None if page.continue_after is None else signer.encode(page.continue_after, owner=owner, q=q, tag=tag)
     )
@@ -147,7 +150,7 @@ def list_items(
         304: {"description": "If-None-Match names the current version; no body.", "headers": _ETAG_HEADER},
     },
 )
-def get_item(
+async def get_item(
     item_id: ItemId,
     owner: CurrentOwner,
     store: ItemStoreDep,
@@ -156,7 +159,7 @@ def get_item(
     ] = None,
 ) -> Response:
     """Return one item (304 when the client's copy is current)."""
-    item = store.get(owner, item_id)
+    item = await blocking(store.get, owner, item_id)
     if if_none_match_hits(if_none_match, item):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(item)})
     return _item_response(item)
@@ -168,7 +171,7 @@ def get_item(
     response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
-def replace_item(
+async def replace_item(
     item_id: ItemId,
     item: ItemCreate,
     owner: CurrentOwner,
@@ -176,7 +179,7 @@ def replace_item(
     if_match: IfMatch,
 ) -> Response:
     """Replace every client field; omitted optional fields return to their defaults."""
-    return _item_response(store.update(owner, item_id, item.model_dump(), if_match=if_match))
+    return _item_response(await blocking(store.update, owner, item_id, item.model_dump(), if_match=if_match))
 
 
 @router.patch(
@@ -185,7 +188,7 @@ def replace_item(
     response_model=ItemPublic,
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
 )
-def patch_item(
+async def patch_item(
     item_id: ItemId,
     patch: ItemPatch,
     owner: CurrentOwner,
@@ -193,7 +196,7 @@ def patch_item(
     if_match: IfMatch,
 ) -> Response:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
-    return _item_response(store.update(owner, item_id, patch.changes(), if_match=if_match))
+    return _item_response(await blocking(store.update, owner, item_id, patch.changes(), if_match=if_match))
 
 
 @router.delete(
@@ -202,7 +205,9 @@ def patch_item(
     dependencies=[IdempotencyKey],
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE},
 )
-def delete_item(item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch) -> Response:
+async def delete_item(
+    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch
+) -> Response:
     """Delete an item."""
-    store.delete(owner, item_id, if_match=if_match)
+    await blocking(store.delete, owner, item_id, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ stream, and a role statement allowing PutItem, UpdateItem and DeleteItem on it
 alone); docs/design.md says why it is not Powertools' idempotency utility.
 
     (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
-                                |  5xx, 409, 429, crash: released (deleted), or its lock
+                                |  5xx, 409, 422, 429, crash: released (deleted), or its lock
                                 |  lapses after the function's remaining time
                                 v
                      a later claim may take it over

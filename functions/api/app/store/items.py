@@ -1,19 +1,12 @@
 """DynamoDB storage of items: keys, attribute mapping and every call the API makes.
 
-Layout of the single table (key schema in template.yaml; items_core/rows.py):
-
-- ``OWNER#<owner>``: the owner's live items (``sk`` = id >= 1) and the id
-  counter (``sk = 0``, ``last_id``); ids are never reused. An unfiltered
-  listing is a Query over ``sk > cursor`` here: nothing but live items lies in
-  that range, so a page holds ``limit`` items unless it is the last.
-- ``TAG#<len(owner)>#<owner>#<tag>``: a full copy of every live item carrying
-  the tag, written in the same transaction as the item, so a ``tag`` listing
-  is a Query on that partition (strongly consistent, cost proportional to the
-  page). Writes to a tagged item cost a transaction over 1 + (its tags) rows.
-- ``DELETED#<owner>``: tombstones (``write_token`` and a TTL), written in the
-  same transaction that deletes the item, outside every listing's range.
-- ``name_folded`` is ``name.casefold()`` so ``q`` can match case-insensitively
-  with ``contains`` in a filter expression.
+The table's layout (partitions, keys, what a tag copy holds) is described
+once, in items_core/rows.py. What the store adds: an unfiltered listing is a
+Query over ``sk > cursor`` on ``OWNER#<owner>``, where nothing but live items
+lies, so a page holds ``limit`` items unless it is the last; a ``tag`` listing
+is one strongly consistent Query on the tag's partition; ``q`` matches
+``name_folded`` (``name.casefold()``) with ``contains`` in a filter expression.
+Writes to a tagged item cost a transaction over 1 + (its tags) rows.
 
 Writes are safe to retry. botocore resends a write whose reply was lost, so
 DynamoDB may see it twice. Every write therefore stores a fresh per-request
