@@ -143,7 +143,7 @@ def seed(endpoint: str) -> None:
     from items_core.layout import LayoutReader
     from items_core.models import ItemCreate
 
-    store = ItemStore(client, TABLE, LayoutReader(client, TABLE))
+    store = ItemStore(client, TABLE, LayoutReader(lambda: client, TABLE))
     store.create("bench", ItemCreate(name="Widget", price=Decimal("9.99"), tags=["tools"]))
 
 

@@ -170,7 +170,7 @@ TAGGED = 10
 def large_owner(dynamodb: Any) -> dict[str, Any]:
     """10,000 items of "big" (names "item <n>", ~150-byte rows), 30 % deleted, 10 tagged "rare"."""
     bulk = BulkClient(dynamodb)
-    store = ItemStore(bulk, TABLE_NAME, LayoutReader(bulk, TABLE_NAME))  # type: ignore[arg-type]
+    store = ItemStore(bulk, TABLE_NAME, LayoutReader(lambda: bulk, TABLE_NAME))  # type: ignore[arg-type]
     chooser = random.Random(12)
     tagged = set(chooser.sample(range(1, LARGE_OWNER_ITEMS + 1), TAGGED))
     for number in range(1, LARGE_OWNER_ITEMS + 1):
@@ -195,7 +195,7 @@ def test_the_bulk_loader_writes_the_rows_the_api_writes(
     client.post("/items", json={"name": "item 2", "price": 9.99}, headers=auth("api"))
     assert client.delete("/items/2", headers=auth("api")).status_code == 204
     bulk = BulkClient(dynamodb)
-    store = ItemStore(bulk, TABLE_NAME, LayoutReader(bulk, TABLE_NAME))  # type: ignore[arg-type]
+    store = ItemStore(bulk, TABLE_NAME, LayoutReader(lambda: bulk, TABLE_NAME))  # type: ignore[arg-type]
     store.create("bulk", ItemCreate(name="item 1", price=Decimal("9.99"), tags=["rare"]))
     store.create("bulk", ItemCreate(name="item 2", price=Decimal("9.99")))
     store.delete("bulk", 2)

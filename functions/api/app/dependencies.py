@@ -98,7 +98,7 @@ def get_layout_client() -> "DynamoDBClient":
 @lru_cache
 def get_layout_reader() -> LayoutReader:
     """What the items table's layout row says, cached per container for a few seconds."""
-    return LayoutReader(get_layout_client(), get_settings().table_name)
+    return LayoutReader(get_layout_client, get_settings().table_name)
 
 
 @lru_cache

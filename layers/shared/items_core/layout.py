@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb import DynamoDBClient
 
 LAYOUT_KEY: dict[str, Any] = {"pk": {"S": "LAYOUT"}, "sk": {"N": "0"}}
@@ -78,8 +80,8 @@ class LayoutReader:
     which is always safe (the old way of reading is right for every layout).
     """
 
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
-        self._client = client
+    def __init__(self, client: "Callable[[], DynamoDBClient]", table_name: str) -> None:
+        self._client = client  # made on first read: most requests never need the layout
         self._table = table_name
         self._layout = UNKNOWN
         self._read_at = -CACHE_SECONDS
@@ -88,7 +90,7 @@ class LayoutReader:
         """The layout as of at most CACHE_SECONDS ago (UNKNOWN if it cannot be read now)."""
         if time.monotonic() - self._read_at >= CACHE_SECONDS:
             try:
-                response = self._client.get_item(TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True)
+                response = self._client().get_item(TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True)
             except (BotoCoreError, ClientError):
                 return UNKNOWN
             self._layout = layout_from_row(response.get("Item"))
