@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from app import dependencies
+from items_core.layout import LayoutReader
 from tests.conftest import LambdaContext, http_api_event, lambda_handler
 
 
@@ -61,3 +62,25 @@ def test_on_lambda_dynamodb_is_called_in_the_invocations_own_thread(app: FastAPI
     assert handler(http_api_event("GET", "/items/1", owner="alice"), LambdaContext())["statusCode"] == 200
     assert len(threads) >= 4  # claim, create, record, get
     assert set(threads) == {threading.get_ident()}
+
+
+def test_the_layout_client_is_made_once_however_many_threads_read_the_layout_first(app: FastAPI) -> None:
+    made: list[int] = []
+    start = threading.Barrier(16)
+
+    def make_client() -> Any:
+        made.append(threading.get_ident())
+        return dependencies.get_dynamodb_client()
+
+    reader = LayoutReader(make_client, "items-test")
+
+    def first_read() -> None:
+        start.wait()
+        reader.current()
+
+    threads = [threading.Thread(target=first_read) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1

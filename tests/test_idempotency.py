@@ -302,6 +302,22 @@ def test_a_request_refused_as_sent_does_not_take_the_key(
     assert (again.status_code, again.headers["idempotent-replayed"]) == (ran, "true")
 
 
+def test_a_422_the_release_before_kept_does_not_hold_the_key(client: TestClient, auth: Auth) -> None:
+    store = IdempotencyStore(get_dynamodb_client(), IDEMPOTENCY_TABLE_NAME)
+    record_key = store.record_key("alice", "POST", "/items", "kept-422")
+    assert isinstance(
+        store.claim(record_key, "fingerprint of a refused body", "earlier", 30), idempotency.Claimed
+    )
+    refused = idempotency.StoredResponse(422, [(b"content-type", b"application/json")], b'{"detail":[]}')
+    store.complete(record_key, "earlier", refused)  # what the release before did with a 422
+
+    fixed = client.post("/items", json=BODY, headers=keyed(auth, "alice", "kept-422"))
+    assert fixed.status_code == 201
+    assert "idempotent-replayed" not in fixed.headers
+    again = client.post("/items", json=BODY, headers=keyed(auth, "alice", "kept-422"))
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (201, "true")
+
+
 @pytest.mark.slow
 def test_lost_replies_of_idempotency_writes(
     client: TestClient, auth: Auth, faults: FaultInjector, dynamodb: Any

@@ -7,6 +7,7 @@ The Idempotency-Key dependency lives with the route class that records its answe
 import json
 import re
 import secrets
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -31,18 +32,21 @@ if TYPE_CHECKING:
 
 # FastAPI runs a plain `def` dependency in a worker thread (under Mangum, a new thread per
 # request); the dependencies below hand out objects cached per container, so they are
-# `async def` and stay on the event loop. In Lambda
-# the clients exist before the first request (app.main creates them during INIT); elsewhere
-# the first request creates them, on the loop.
+# `async def` and stay on the event loop. In Lambda the item store and its client exist
+# before the first request (app.main creates them during INIT), elsewhere the first request
+# creates them on the loop; the layout row's client is made by the first read of the layout
+# (app.blocking may run it in a worker thread). Client creation holds _CREATING: a botocore
+# session is not thread-safe.
+
+
+_CREATING = threading.Lock()
 
 
 @lru_cache
 def get_botocore_session() -> "Session":
     """One botocore session per container: every client shares its loaded service models.
 
-    A client from a fresh session loads DynamoDB's model again (docs/performance.md). Clients
-    are created in Lambda's INIT or on the event loop, one at a time, never from two threads
-    at once; their calls may run in worker threads (app.blocking).
+    A client from a fresh session loads DynamoDB's model again (docs/performance.md).
     """
     return botocore_session()
 
@@ -50,15 +54,16 @@ def get_botocore_session() -> "Session":
 def aws_client(service: str, *, max_attempts: int | None = None) -> Any:
     """A client of `service` with the retry budget (or `max_attempts`) and timeouts of the settings."""
     settings = get_settings()
-    return create_client(
-        service,
-        max_attempts=settings.dynamodb_max_attempts if max_attempts is None else max_attempts,
-        connect_timeout=settings.dynamodb_connect_timeout,
-        read_timeout=settings.dynamodb_read_timeout,
-        validate_params=settings.aws_validate_params,
-        endpoint_url=settings.dynamodb_endpoint_url if service == "dynamodb" else None,
-        session=get_botocore_session(),
-    )
+    with _CREATING:
+        return create_client(
+            service,
+            max_attempts=settings.dynamodb_max_attempts if max_attempts is None else max_attempts,
+            connect_timeout=settings.dynamodb_connect_timeout,
+            read_timeout=settings.dynamodb_read_timeout,
+            validate_params=settings.aws_validate_params,
+            endpoint_url=settings.dynamodb_endpoint_url if service == "dynamodb" else None,
+            session=get_botocore_session(),
+        )
 
 
 @lru_cache

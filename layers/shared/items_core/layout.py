@@ -13,6 +13,7 @@ Until then the API reads the way the release before did:
 No row at all is a table that no upgrade has looked at yet: it is read the old way.
 """
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,16 +82,26 @@ class LayoutReader:
     """
 
     def __init__(self, client: "Callable[[], DynamoDBClient]", table_name: str) -> None:
-        self._client = client  # made on first read: most requests never need the layout
+        self._make_client = client  # on first read, which most requests never make
+        self._client: DynamoDBClient | None = None
+        self._client_lock = threading.Lock()  # reads may come from several worker threads at once
         self._table = table_name
         self._layout = UNKNOWN
         self._read_at = -CACHE_SECONDS
+
+    def _get_client(self) -> "DynamoDBClient":
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
 
     def current(self) -> Layout:
         """The layout as of at most CACHE_SECONDS ago (UNKNOWN if it cannot be read now)."""
         if time.monotonic() - self._read_at >= CACHE_SECONDS:
             try:
-                response = self._client().get_item(TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True)
+                response = self._get_client().get_item(
+                    TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True
+                )
             except (BotoCoreError, ClientError):
                 return UNKNOWN
             self._layout = layout_from_row(response.get("Item"))

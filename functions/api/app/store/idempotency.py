@@ -150,6 +150,7 @@ class IdempotencyStore:
             ":now": {"N": str(int(current))},
             ":in_progress": {"S": _IN_PROGRESS},
             ":fingerprint": {"S": fingerprint},
+            ":unprocessable": {"N": "422"},
         }
         claim: PutTypeDef = {
             "TableName": self._table,
@@ -164,6 +165,8 @@ class IdempotencyStore:
             "ConditionExpression": (
                 "attribute_not_exists(pk) OR expires_at < :now"
                 " OR (#status = :in_progress AND locked_until < :now AND fingerprint = :fingerprint)"
+                # A 422 is not kept (the request did not run); the release before this one kept it.
+                " OR response_status = :unprocessable"
             ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": values,
