@@ -275,6 +275,7 @@ def _lambda_records_from_stream(client: Any) -> list[dict[str, Any]]:
     return records
 
 
+@pytest.mark.fresh_tables
 def test_end_to_end_changes_through_the_api_reach_the_owner_in_version_order(
     realtime: Any, issuer: Issuer
 ) -> None:
