@@ -5,6 +5,7 @@ import copy
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,39 @@ def _shared_service_models() -> Iterator[None]:
     botocore.session.get_session = get_session
     yield
     botocore.session.get_session = original
+
+
+# Words of Python, not of JSON or HTTP, that a 422 must never carry (its `input` echo aside).
+PYTHON_WORDS = re.compile(r"Decimal|<class|datetime\.|\bb'|dictionary|Value error|Undefined|NoneType|\{'")
+_REFUSED: list[Any] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_every_422() -> Iterator[None]:
+    """Record the body of every 422 the app's validation handler sends, in every test."""
+    from app.routes import errors
+
+    original = errors._validation_failed
+
+    async def recording(request: Any, exc: Exception) -> Any:
+        response = await original(request, exc)
+        _REFUSED.append(json.loads(bytes(response.body)))
+        return response
+
+    errors._validation_failed = recording  # read by create_app, which every test's app comes from
+    yield
+    errors._validation_failed = original
+
+
+@pytest.fixture(autouse=True)
+def _every_422_in_the_apis_words() -> Iterator[None]:
+    """No 422 a test produces speaks Python (a type, a repr) in its messages or context."""
+    _REFUSED.clear()
+    yield
+    for body in _REFUSED:
+        for error in body["detail"]:
+            shown = json.dumps({key: value for key, value in error.items() if key != "input"})
+            assert not PYTHON_WORDS.search(shown), f"a 422 speaks Python: {shown}"
 
 
 @pytest.fixture(scope="session")

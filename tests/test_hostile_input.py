@@ -256,3 +256,34 @@ def test_fuzzed_text_is_stored_exactly_or_refused_by_name(
     assert _is_acceptable_text(value, field)
     stored = response.json()
     assert stored["tags" if field == "tags" else field] == ([value] if field == "tags" else value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"name": "a", "name": "b", "price": 1}', "name"),
+        (b'{"name": "a", "price": 1, "price": 2}', "price"),
+        (b'{"name": "a", "price": 1, "description": {"x": 1, "x": 2}}', "x"),  # nested: still refused
+    ],
+)
+def test_a_key_twice_in_one_object_is_422_naming_it(
+    client: TestClient, auth: Auth, raw: bytes, key: str
+) -> None:
+    response = send(client, "POST", "/items", raw, auth)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["ctx"]["error"] == f'the key "{key}" appears twice in one object'
+    assert client.get("/items", headers=auth("alice")).json()["items"] == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("price", "bound", "limit"),
+    [("1e400", "le", 1_000_000_000), ("2000000000", "le", 1_000_000_000), ("-1", "ge", 0)],
+)
+def test_bounds_in_422s_are_json_numbers(
+    client: TestClient, auth: Auth, price: str, bound: str, limit: int
+) -> None:
+    response = send(client, "POST", "/items", b'{"name": "a", "price": ' + price.encode() + b"}", auth)
+    [error] = response.json()["detail"]
+    assert error["ctx"] == {bound: limit}
+    assert error["msg"].endswith(f" {limit}")

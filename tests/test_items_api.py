@@ -400,13 +400,37 @@ def test_unexpected_failure_is_generic_500(
 EXPECTED_STATUSES = {
     # 500: only a misconfigured function (every request reads the settings).
     ("/health", "get"): {"200", "500"},
-    # 413 only where a body is read (POST, PUT, PATCH); 409 only with Idempotency-Key (writes);
+    # 413 and 415 only where a body is read (POST, PUT, PATCH); 409 only with Idempotency-Key (writes);
     # 403 for an owner id too long to store.
     ("/items", "get"): {"200", "401", "403", "422", "500", "503"},
-    ("/items", "post"): {"201", "401", "403", "409", "413", "422", "500", "503"},
+    ("/items", "post"): {"201", "401", "403", "409", "413", "415", "422", "500", "503"},
     ("/items/{item_id}", "get"): {"200", "304", "401", "403", "404", "422", "500", "503"},
-    ("/items/{item_id}", "put"): {"200", "401", "403", "404", "409", "412", "413", "422", "500", "503"},
-    ("/items/{item_id}", "patch"): {"200", "401", "403", "404", "409", "412", "413", "422", "500", "503"},
+    ("/items/{item_id}", "put"): {
+        "200",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "500",
+        "503",
+    },
+    ("/items/{item_id}", "patch"): {
+        "200",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "500",
+        "503",
+    },
     ("/items/{item_id}", "delete"): {"204", "401", "403", "404", "409", "412", "422", "500", "503"},
 }
 

@@ -34,6 +34,8 @@ _INVISIBLE = (
 )
 VISIBLE_TEXT_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_INVISIBLE}][^{_CONTROL}]*$"
 """A name or tag: no control character, and at least one character that is neither blank nor invisible."""
+NO_CONTROL_PATTERN = f"^[^{_CONTROL}]*$"
+"""A search (query parameters ``q`` and ``tag``): no control character, as in the names and tags searched."""
 DESCRIPTION_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 """A description: no control character but tab, line feed and carriage return."""
 _CONTROLS = re.compile(f"[{_CONTROL}]")
@@ -106,7 +108,8 @@ Description = Annotated[
 Price = Annotated[
     Decimal,
     BeforeValidator(_json_number),
-    Field(strict=False, ge=Decimal(0), le=MAX_PRICE, decimal_places=2, allow_inf_nan=False),
+    # Bounds as int: pydantic writes them into messages, and Decimal's would read "Decimal('0')".
+    Field(strict=False, ge=0, le=int(MAX_PRICE), decimal_places=2, allow_inf_nan=False),
     PlainSerializer(_price_to_json, return_type=float, when_used="json"),
     WithJsonSchema(
         {

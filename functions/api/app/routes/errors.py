@@ -131,7 +131,24 @@ def _api_error(error: dict[str, Any]) -> dict[str, Any]:
         shown["msg"] = (
             "Input should be valid Unicode text: it contains a lone UTF-16 surrogate (\\ud800-\\udfff)"
         )
+    shown["msg"] = _in_json_words(str(shown.get("msg", "")))
     return shown
+
+
+# pydantic speaks Python; a client reads JSON. Its messages, in the API's words.
+_PYTHON_WORDS = (
+    ("Value error, ", ""),
+    ("Decimal input should have", "Number should have"),
+    ("a valid dictionary or object to extract fields from", "a JSON object"),
+    ("a valid dictionary", "a JSON object"),
+    ("a valid list", "a JSON array"),
+)
+
+
+def _in_json_words(message: str) -> str:
+    for python, json_words in _PYTHON_WORDS:
+        message = message.replace(python, json_words)
+    return message
 
 
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:

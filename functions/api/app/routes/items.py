@@ -18,7 +18,7 @@ from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
 from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
-from items_core.models import InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
+from items_core.models import NO_CONTROL_PATTERN, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -56,7 +56,10 @@ _ITEM_WRITE: Responses = {
 _PRECONDITION: Responses = {
     412: documented_error("If-Match names no current version of the item; nothing changed.")
 }
-_BODY_LIMIT: Responses = {413: documented_error("Request body over 16 KB.")}
+_BODY: Responses = {
+    413: documented_error("Request body over 16 KB."),
+    415: documented_error("Content-Type is not a media type this route accepts (JSON, as UTF-8)."),
+}
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=IdempotentRoute, responses=_COMMON)
 
@@ -100,7 +103,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
     dependencies=[IdempotencyKey],
     responses={
         **_IDEMPOTENT,
-        **_BODY_LIMIT,
+        **_BODY,
         201: {
             "headers": {
                 **_ETAG_HEADER,
@@ -123,8 +126,16 @@ async def list_items(
     owner: CurrentOwner,
     store: ItemStoreDep,
     signer: CursorSignerDep,
-    q: Annotated[str, Query(max_length=200, description="Case-insensitive substring of the name.")] = "",
-    tag: Annotated[str, Query(max_length=50, description="Only items carrying this exact tag.")] = "",
+    q: Annotated[
+        str,
+        Query(
+            max_length=200, pattern=NO_CONTROL_PATTERN, description="Case-insensitive substring of the name."
+        ),
+    ] = "",
+    tag: Annotated[
+        str,
+        Query(max_length=50, pattern=NO_CONTROL_PATTERN, description="Only items carrying this exact tag."),
+    ] = "",
     limit: Annotated[
         int, Query(ge=1, le=100, description="Most items on this page, 1 to 100."), canonical_int(100)
     ] = 20,
@@ -169,7 +180,7 @@ async def get_item(
     "/{item_id}",
     dependencies=[IdempotencyKey],
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY, 200: {"headers": _ETAG_HEADER}},
 )
 async def replace_item(
     item_id: ItemId,
@@ -185,8 +196,16 @@ async def replace_item(
 @router.patch(
     "/{item_id}",
     dependencies=[IdempotencyKey],
+    # A JSON Merge Patch (RFC 7396) says so with its own media type; plain JSON works too.
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/merge-patch+json": {"schema": {"$ref": "#/components/schemas/ItemPatch"}}
+            }
+        }
+    },
     response_model=ItemPublic,
-    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY_LIMIT, 200: {"headers": _ETAG_HEADER}},
+    responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE, **_BODY, 200: {"headers": _ETAG_HEADER}},
 )
 async def patch_item(
     item_id: ItemId,

@@ -1,13 +1,16 @@
-"""Request bodies: read up to the limit (413 beyond it), then parsed as exact JSON (numbers with a fraction
-become Decimal, never float)."""
+"""What the item routes read of a request before FastAPI does: the body up to its limit (413 beyond
+it), of a media type the route accepts (415 otherwise), parsed as exact JSON (numbers with a fraction
+become Decimal, never float, and no key twice in an object); and the query string as UTF-8 text."""
 
 import json
 import math
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, NoReturn
+from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
@@ -32,6 +35,16 @@ def _short(text: str) -> str:
     return text
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys all differ: with a key twice, parsers disagree on which one counts."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _BodyError(f"the key {json.dumps(key)} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
 def _describe(error: Exception) -> str:
     """What was wrong with the body, in the API's words (never Python's)."""
     if isinstance(error, _BodyError):
@@ -46,8 +59,8 @@ def _describe(error: Exception) -> str:
 def parse_exact_json(body: bytes) -> Any:
     """The JSON body with every number kept as written: int, or Decimal for a fraction.
 
-    NaN/Infinity, invalid UTF-8, overlong numbers and deep nesting are malformed
-    JSON to the client (json.JSONDecodeError, which FastAPI answers with a 422).
+    NaN/Infinity, invalid UTF-8, overlong numbers, deep nesting and a key twice in
+    one object are malformed JSON to the client (json.JSONDecodeError, which FastAPI answers with a 422).
     """
     try:
         parsed = json.loads(
@@ -55,6 +68,7 @@ def parse_exact_json(body: bytes) -> Any:
             parse_float=lambda text: Decimal(_short(text)),
             parse_int=lambda text: int(_short(text)),
             parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError:
         raise
@@ -100,15 +114,64 @@ class ExactJSONRequest(Request):
         return self._json
 
 
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def media_type_problem(content_type: str | None, accepted: tuple[str, ...]) -> str | None:
+    """Why a body of this Content-Type is refused (415), or None: JSON is UTF-8 (RFC 8259)."""
+    if content_type is None:
+        return f"Content-Type is missing: send {' or '.join(accepted)}"
+    media_type, *parameters = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() not in accepted:
+        return f"Content-Type {json.dumps(media_type)} is not accepted: send {' or '.join(accepted)}"
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return "JSON is UTF-8: the only charset accepted is utf-8"
+    return None
+
+
+def check_query_text(query_string: bytes) -> None:
+    """Every query parameter valid UTF-8, else 422 naming it.
+
+    Starlette would decode bad bytes to U+FFFD and the request would run on text
+    the client never sent; a body or path with the same bytes is refused too.
+    """
+    errors = []
+    for pair in query_string.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        try:
+            unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8")
+            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            message = "must be valid UTF-8 text: percent-encoded bytes here are not UTF-8"
+            errors.append(
+                {"type": "value_error", "loc": ("query", raw_name.decode("latin-1")), "msg": message}
+            )
+    if errors:
+        raise RequestValidationError(errors)
+
+
 class ExactJSONRoute(APIRoute):
-    """An APIRoute whose body, where it has one, is read within the limit and parsed as exact JSON."""
+    """An APIRoute that checks its query text and, where it has a body, reads it within the limit,
+    of an accepted media type, and parses it as exact JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.body_field is None:  # no body to read (GET, DELETE): none is ever read
-            return handler
+        patch = "PATCH" in (self.methods or ())
+        accepted = (JSON, MERGE_PATCH) if patch else (JSON,)
+        reads_body = self.body_field is not None  # GET and DELETE never read one
 
         async def exact_json_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request, await read_limited(request)))
+            if reads_body:
+                body = await read_limited(request)
+                problem = media_type_problem(request.headers.get("content-type"), accepted) if body else None
+                if problem:
+                    accept = {"Accept-Patch": ", ".join(accepted)} if patch else {}
+                    raise HTTPException(415, problem, headers=accept)
+                request = ExactJSONRequest(request, body)
+            check_query_text(request.scope["query_string"])
+            return await handler(request)
 
         return exact_json_handler
