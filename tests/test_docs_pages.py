@@ -123,8 +123,11 @@ def _browse(base: str, path: str, profile: Path, *extra: str) -> str:
             "/docs",
             [*(f'data-path="{p}"' for p in ("/health", "/items", "/items/{item_id}")), "btn authorize"],
         ),
-        # ReDoc: the operations by name, and the security scheme.
-        ("/redoc", ["Create Item", "List Items", "Get Item", "Delete Item", "HTTPBearer"]),
+        # ReDoc: the operations by name, the security scheme, and samples built from the schema's examples.
+        (
+            "/redoc",
+            ["Create Item", "List Items", "Get Item", "Delete Item", "HTTPBearer", "Garden hose, 25 m"],
+        ),
     ],
 )
 def test_docs_render_in_a_browser_without_third_parties(

@@ -169,7 +169,12 @@ def canonical_int(maximum: int) -> BeforeValidator:
 
 ItemId = Annotated[
     int,
-    Path(ge=1, le=MAX_ITEM_ID, description="The item's id: decimal digits, no leading zero, at least 1."),
+    Path(
+        ge=1,
+        le=MAX_ITEM_ID,
+        description="The item's id: decimal digits, no leading zero, at least 1.",
+        examples=[42],
+    ),
     canonical_int(MAX_ITEM_ID),  # after Path, so the schema keeps minimum and maximum
 ]
 
@@ -180,7 +185,8 @@ async def get_if_match(
         str | None,
         Header(
             description="Only change the item if its ETag is one of these (or `*`); else 412."
-            " At most 100 of this item's ETags."
+            " At most 100 of this item's ETags.",
+            examples=['"42-2"'],
         ),
     ] = None,
 ) -> list[int] | AnyVersion | None:

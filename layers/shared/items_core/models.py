@@ -3,7 +3,7 @@
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,9 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+
+if TYPE_CHECKING:
+    from pydantic.config import JsonDict
 
 MAX_PRICE = Decimal(1_000_000_000)
 MAX_QUANTITY = 1_000_000_000
@@ -97,13 +100,13 @@ Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200),
     AfterValidator(_visible_text),
-    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}),
+    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}, examples=["Garden hose, 25 m"]),
 ]
 Description = Annotated[
     str,
     StringConstraints(max_length=2000),
     AfterValidator(_description_text),
-    Field(json_schema_extra={"pattern": DESCRIPTION_PATTERN}),
+    Field(json_schema_extra={"pattern": DESCRIPTION_PATTERN}, examples=["Kink-free, with brass fittings."]),
 ]
 Price = Annotated[
     Decimal,
@@ -118,28 +121,49 @@ Price = Annotated[
             "maximum": int(MAX_PRICE),
             "multipleOf": 0.01,
             "description": "At most 2 decimal places; parsed and stored exactly.",
+            "examples": [24.99],
         }
     ),
 ]
 # The validator after Field, so the schema keeps minimum and maximum.
-Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY), BeforeValidator(_whole_number)]
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY, examples=[3]), BeforeValidator(_whole_number)]
 Tag = Annotated[
     str,
     StringConstraints(min_length=1, max_length=50),
     AfterValidator(_visible_text),
-    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}),
+    Field(json_schema_extra={"pattern": VISIBLE_TEXT_PATTERN}, examples=["garden"]),
 ]
 Tags = Annotated[
-    list[Tag], Field(max_length=MAX_TAGS, json_schema_extra={"uniqueItems": True}), AfterValidator(_distinct)
+    list[Tag],
+    Field(max_length=MAX_TAGS, json_schema_extra={"uniqueItems": True}, examples=[["garden", "outdoor"]]),
+    AfterValidator(_distinct),
 ]
 
+_EXAMPLE_ITEM: "JsonDict" = {
+    "id": 42,
+    "name": "Garden hose, 25 m",
+    "description": "Kink-free, with brass fittings.",
+    "price": 24.99,
+    "quantity": 3,
+    "tags": ["garden", "outdoor"],
+    "version": 2,
+    "created_at": "2026-11-30T09:15:00Z",
+    "updated_at": "2026-12-01T17:40:12Z",
+}
+# Whole examples for the docs pages (Swagger UI, ReDoc) and generated clients; tests/test_openapi_examples.py
+# validates every example in the document against its schema.
 _REQUEST_CONFIG = ConfigDict(strict=True, extra="forbid")
 
 
 class ItemCreate(BaseModel):
     """Body of POST /items and PUT /items/{item_id}: every client-owned field."""
 
-    model_config = _REQUEST_CONFIG
+    model_config = ConfigDict(
+        **_REQUEST_CONFIG,
+        json_schema_extra={
+            "examples": [{k: _EXAMPLE_ITEM[k] for k in ("name", "description", "price", "quantity", "tags")}]
+        },
+    )
 
     name: Name
     description: Description | None = None
@@ -151,7 +175,9 @@ class ItemCreate(BaseModel):
 class ItemPatch(BaseModel):
     """Body of PATCH /items/{item_id}, a JSON Merge Patch (RFC 7396)."""
 
-    model_config = _REQUEST_CONFIG
+    model_config = ConfigDict(
+        **_REQUEST_CONFIG, json_schema_extra={"examples": [{"price": 19.95, "tags": ["garden", "sale"]}]}
+    )
 
     # Absent means "unchanged". `name` and `price` have no default to return
     # to, so an explicit null fails the type check (422) instead of resetting.
@@ -173,7 +199,9 @@ class ItemPatch(BaseModel):
 class ItemPublic(BaseModel):
     """An item as the API returns it."""
 
-    id: int = Field(ge=1)
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_ITEM]})
+
+    id: int = Field(ge=1, le=2**53 - 1)  # app.store.items.MAX_ITEM_ID
     name: str
     description: str | None
     price: Price
@@ -187,6 +215,12 @@ class ItemPublic(BaseModel):
 class ItemPage(BaseModel):
     """One page of a listing; follow `next_cursor` until it is null."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_EXAMPLE_ITEM], "next_cursor": "eyJhIjo0Mn0.c2lnbmF0dXJl"}]
+        }
+    )
+
     items: list[ItemPublic]
     next_cursor: str | None
 
@@ -194,11 +228,21 @@ class ItemPage(BaseModel):
 class ErrorDetail(BaseModel):
     """An error that is not about one field: `{"detail": "Item not found"}`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Item not found"}]})
+
     detail: str
 
 
 class InternalError(BaseModel):
     """An unexpected failure: generic on purpose; quote `request_id` when reporting it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "Internal Server Error", "request_id": "c0ffee00-1234-4abc-9def-0123456789ab"}
+            ]
+        }
+    )
 
     detail: str
     request_id: str

@@ -1,7 +1,7 @@
 """Liveness, public."""
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.routes.errors import documented_error
 from items_core.models import InternalError
@@ -15,6 +15,8 @@ router = APIRouter(
 
 class Health(BaseModel):
     """The service is up."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
     status: str
 

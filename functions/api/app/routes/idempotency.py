@@ -84,6 +84,7 @@ async def idempotency_key(
                 "response (with `Idempotent-Replayed: true`); 1-255 printable ASCII characters, bare or "
                 'as a quoted string ("…").'
             ),
+            examples=["9b2f0c1e-5d4a-4c3b-8e7f-6a5b4c3d2e1f"],
         ),
     ] = None,
 ) -> None:

@@ -129,18 +129,33 @@ async def list_items(
     q: Annotated[
         str,
         Query(
-            max_length=200, pattern=NO_CONTROL_PATTERN, description="Case-insensitive substring of the name."
+            max_length=200,
+            pattern=NO_CONTROL_PATTERN,
+            description="Case-insensitive substring of the name.",
+            examples=["hose"],
         ),
     ] = "",
     tag: Annotated[
         str,
-        Query(max_length=50, pattern=NO_CONTROL_PATTERN, description="Only items carrying this exact tag."),
+        Query(
+            max_length=50,
+            pattern=NO_CONTROL_PATTERN,
+            description="Only items carrying this exact tag.",
+            examples=["garden"],
+        ),
     ] = "",
     limit: Annotated[
-        int, Query(ge=1, le=100, description="Most items on this page, 1 to 100."), canonical_int(100)
+        int,
+        Query(ge=1, le=100, description="Most items on this page, 1 to 100.", examples=[20]),
+        canonical_int(100),
     ] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="`next_cursor` of the previous page.",
+            examples=["eyJhIjo0Mn0.c2lnbmF0dXJl"],
+        ),
     ] = None,
 ) -> ItemPage:
     """List the caller's items by id; a page may be short while `next_cursor` is not null."""
@@ -166,7 +181,8 @@ async def get_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_none_match: Annotated[
-        str | None, Header(description="ETag(s) the client has; the current one gives 304.")
+        str | None,
+        Header(description="ETag(s) the client has; the current one gives 304.", examples=['"42-2"']),
     ] = None,
 ) -> Response:
     """Return one item (304 when the client's copy is current)."""

@@ -64,8 +64,9 @@ if TYPE_CHECKING:
         TransactWriteItemTypeDef,
     )
 
-# DynamoDB numbers keep 38 significant digits; no id can ever get this large.
-MAX_ITEM_ID = 2**63 - 1
+# The largest integer a JavaScript client holds exactly (Number.MAX_SAFE_INTEGER); ids count
+# up from 1 per owner, so none gets near it (DynamoDB's numbers would keep 38 digits).
+MAX_ITEM_ID = 2**53 - 1
 TOMBSTONE_TTL_SECONDS = 24 * 3600
 _PROJECTION = "sk, #name, description, price, quantity, tags, version, created_at, updated_at"
 _NAMES = {"#name": "name"}
