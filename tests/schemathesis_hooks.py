@@ -7,7 +7,8 @@ rejected" check, and nothing else:
   `next_cursor` through the document's links);
 - an `Idempotency-Key` reused with another body is rightly a 422 (IETF draft):
   positive cases send a fresh key per request, as a correct client does.
-Negative cases are left as generated.
+Negative cases are left as generated. The Examples phase (cases built from the
+document's examples, which are positive) gets the same treatment.
 """
 
 import re
@@ -39,3 +40,10 @@ def map_case(context: Any, case: Any) -> Any:
     if case.query and "cursor" in case.query and not ISSUED_CURSOR.fullmatch(str(case.query["cursor"])):
         del case.query["cursor"]  # generated, not followed from a `next_cursor`
     return case
+
+
+@schemathesis.hook
+def before_add_examples(context: Any, examples: list[Any]) -> None:
+    """The document's examples as a correct client would send them: the same fresh keys, no forged cursor."""
+    for case in examples:
+        map_case(context, case)

@@ -88,7 +88,9 @@ def test_the_generated_client_drives_the_api(
         )
         created = [
             await create.asyncio(
-                client=client, body=models.ItemCreate(name=f"Lamp {i}", price=9.5, tags=["home"])
+                client=client,
+                body=models.ItemCreate(name=f"Lamp {i}", price=9.5, tags=["home"]),
+                idempotency_key=f"lamp-{i}",
             )
             for i in range(5)
         ]
@@ -98,8 +100,19 @@ def test_the_generated_client_drives_the_api(
         fetched = await get.asyncio(client=client, item_id=3)
         assert (fetched.name, fetched.price, fetched.tags, fetched.version) == ("Lamp 2", 9.5, ["home"], 1)
 
-        patched = await patch.asyncio(client=client, item_id=3, body=models.ItemPatch(quantity=4))
-        assert (patched.quantity, patched.version) == (4, 2)
+        # The ETag for If-Match comes from the typed result, not from raw headers.
+        patched = await patch.asyncio(
+            client=client, item_id=3, body=models.ItemPatch(quantity=4), if_match=fetched.etag
+        )
+        assert (patched.quantity, patched.version, patched.etag) == (4, 2, '"3-2"')
+        stale = await patch.asyncio_detailed(
+            client=client, item_id=3, body=models.ItemPatch(quantity=5), if_match=fetched.etag
+        )
+        assert stale.status_code == 412
+        again = await patch.asyncio(
+            client=client, item_id=3, body=models.ItemPatch(quantity=5), if_match=patched.etag
+        )
+        assert (again.quantity, again.version) == (5, 3)
 
         seen: list[int] = []
         cursor: Any = None
@@ -115,11 +128,22 @@ def test_the_generated_client_drives_the_api(
                 break
         assert (seen, pages) == ([1, 2, 3, 4, 5], 3)
 
+        filtered: list[int] = []
+        cursor = None
+        while True:
+            kwargs = {"limit": 1, "tag": "home", "q": "lamp"}
+            page = await listing.asyncio(client=client, **kwargs, **({"cursor": cursor} if cursor else {}))
+            filtered += [item.id for item in page.items]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        assert filtered == [1, 2, 3, 4, 5]
+
         deleted = await delete.asyncio_detailed(client=client, item_id=3)
         assert deleted.status_code == 204
         gone = await get.asyncio_detailed(client=client, item_id=3)
         assert gone.status_code == 404
-        assert isinstance(gone.parsed, models.ErrorDetail)
+        assert isinstance(gone.parsed, models.Error)
         await client.get_async_httpx_client().aclose()
 
     # Its own loop, leaving the thread's current loop alone (asyncio.run would unset it, and the

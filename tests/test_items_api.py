@@ -79,7 +79,9 @@ def test_create_returns_the_item_with_location(client: TestClient, auth: Auth) -
         "version",
         "created_at",
         "updated_at",
+        "etag",
     }
+    assert item["etag"] == response.headers["etag"] == f'"{item["id"]}-1"'
     assert item["id"] >= 1
     assert item["name"] == "Widget"
     assert item["description"] is None
@@ -303,7 +305,13 @@ def test_patch_changes_only_present_fields(client: TestClient, auth: Auth) -> No
     response = client.patch(f"/items/{item['id']}", json={"quantity": 7}, headers=auth("alice"))
     assert response.status_code == 200
     patched = response.json()
-    assert patched == {**item, "quantity": 7, "version": 2, "updated_at": patched["updated_at"]}
+    assert patched == {
+        **item,
+        "quantity": 7,
+        "version": 2,
+        "updated_at": patched["updated_at"],
+        "etag": f'"{item["id"]}-2"',
+    }
 
 
 def test_patch_null_resets_to_defaults(client: TestClient, auth: Auth, stored: Any) -> None:

@@ -48,8 +48,7 @@ def test_the_models_and_parameters_carry_examples(document: dict[str, Any]) -> N
         "ItemPatch",
         "ItemPublic",
         "ItemPage",
-        "ErrorDetail",
-        "InternalError",
+        "Error",
     ):
         assert schemas[name].get("examples"), name
     for path, operations in document["paths"].items():
@@ -74,3 +73,16 @@ def test_an_invalid_example_would_be_found(document: dict[str, Any]) -> None:
         {"$ref": BASE + _pointer("components", "schemas", "ItemCreate")}, registry=registry
     )
     assert list(validator.iter_errors({"name": "", "price": 1_000_000_001}))
+
+
+def test_every_error_answer_declares_the_one_error_shape(document: dict[str, Any]) -> None:
+    declared = {
+        (method, path, status): response["content"]["application/json"]["schema"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+    }
+    assert len(declared) > 40
+    assert {str(schema) for schema in declared.values()} == {str({"$ref": "#/components/schemas/Error"})}
+    assert "HTTPValidationError" not in document["components"]["schemas"]

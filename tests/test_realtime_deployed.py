@@ -182,6 +182,7 @@ def test_notifier_posts_each_change_to_every_connection_of_its_owner_only(
         "version": 1,
         "created_at": "2026-11-26T08:00:00Z",
         "updated_at": "2026-11-26T08:00:01Z",
+        "etag": '"7-1"',
     }
 
 

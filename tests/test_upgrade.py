@@ -217,7 +217,10 @@ def test_what_either_release_writes_the_other_reads(
     client.delete("/items/2", headers=alice)
 
     # The previous release reads what the current one wrote, through every route it has.
-    assert previous.request("GET", f"/items/{new['id']}", owner="alice").json() == new
+    # (the same item; the previous release does not write the representation's newer `etag` field)
+    assert previous.request("GET", f"/items/{new['id']}", owner="alice").json() == {
+        key: value for key, value in new.items() if key != "etag"
+    }
     listed = previous.request("GET", "/items", owner="alice", params={"tag": "red"}).json()
     assert [item["id"] for item in listed["items"]] == [new["id"]]
     assert previous.request("GET", "/items/2", owner="alice").status_code == 404

@@ -15,8 +15,8 @@ class TooManyVersions(ValueError):
 
 
 def etag(item: ItemPublic) -> str:
-    """A strong entity tag that changes with every version of the item."""
-    return f'"{item.id}-{item.version}"'
+    """A strong entity tag that changes with every version of the item (the item's `etag` field)."""
+    return item.etag
 
 
 def _strong_tags(header: str) -> list[str]:

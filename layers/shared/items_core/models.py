@@ -14,6 +14,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    computed_field,
 )
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ _EXAMPLE_ITEM: "JsonDict" = {
     "version": 2,
     "created_at": "2026-11-30T09:15:00Z",
     "updated_at": "2026-12-01T17:40:12Z",
+    "etag": '"42-2"',
 }
 # Whole examples for the docs pages (Swagger UI, ReDoc) and generated clients; tests/test_openapi_examples.py
 # validates every example in the document against its schema.
@@ -211,6 +213,16 @@ class ItemPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The `ETag` of this version, quotes included: send it as `If-Match` to change exactly"
+        " this version, or as `If-None-Match` to read only a newer one.",
+        examples=['"42-2"'],
+    )
+    @property
+    def etag(self) -> str:
+        """A strong entity tag (RFC 9110) that changes with every version of the item."""
+        return f'"{self.id}-{self.version}"'
+
 
 class ItemPage(BaseModel):
     """One page of a listing; follow `next_cursor` until it is null."""
@@ -225,24 +237,45 @@ class ItemPage(BaseModel):
     next_cursor: str | None
 
 
-class ErrorDetail(BaseModel):
-    """An error that is not about one field: `{"detail": "Item not found"}`."""
+class ValidationIssue(BaseModel):
+    """One problem with a request: where it is (`loc`), what is wrong (`msg`), which rule (`type`)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Item not found"}]})
+    loc: list[str | int] = Field(examples=[["body", "price"]])
+    msg: str = Field(examples=["Input should be less than or equal to 1000000000"])
+    type: str = Field(examples=["less_than_equal"])
+    input: Any = Field(default=None, description="The value refused, when it is short enough to echo.")
+    ctx: dict[str, Any] | None = Field(
+        default=None, description='The rule\'s parameters, e.g. `{"le": 1000000000}`.'
+    )
 
-    detail: str
 
+class Error(BaseModel):
+    """Every error answer, whatever its status: `detail` says what went wrong.
 
-class InternalError(BaseModel):
-    """An unexpected failure: generic on purpose; quote `request_id` when reporting it."""
+    A sentence (`{"detail": "Item not found"}`), or for a 422 one entry per problem; a 500
+    adds `request_id`, the id its log line carries. One shape, so a generated client has one
+    error type.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"detail": "Internal Server Error", "request_id": "c0ffee00-1234-4abc-9def-0123456789ab"}
+                {"detail": "Item not found"},
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "price"],
+                            "msg": "Input should be less than or equal to 1000000000",
+                            "type": "less_than_equal",
+                            "input": 2000000000,
+                            "ctx": {"le": 1000000000},
+                        }
+                    ]
+                },
+                {"detail": "Internal Server Error", "request_id": "c0ffee00-1234-4abc-9def-0123456789ab"},
             ]
         }
     )
 
-    detail: str
-    request_id: str
+    detail: str | list[ValidationIssue]
+    request_id: str | None = Field(default=None, description="On a 500: quote it when reporting the failure.")

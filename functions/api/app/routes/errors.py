@@ -16,7 +16,7 @@ from app.auth import NotAuthenticated, OwnerNotUsable
 from app.routes.idempotency import Replay, replay_response
 from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
 from items_core.dynamodb_errors import Answer, answer
-from items_core.models import ErrorDetail, InternalError
+from items_core.models import Error, ValidationIssue
 
 # What each of DynamoDB's answers (items_core.dynamodb_errors) sends the client.
 _RETRY_AFTER = {"Retry-After": "1"}
@@ -29,14 +29,12 @@ _DYNAMODB_ANSWERS = {
 # The error bodies' models, documented by reference: a `"model"` in a route's `responses`
 # would make FastAPI build a validator per route and status at import (about 30 of them),
 # a cold-start cost for documentation only. add_error_schemas puts them in the document.
-ERROR_MODELS = (ErrorDetail, InternalError)
+ERROR_MODELS = (Error, ValidationIssue)
 
 
-def documented_error(
-    description: str, model: type[ErrorDetail | InternalError] = ErrorDetail, **extra: Any
-) -> dict[str, Any]:
-    """A `responses` entry whose JSON body is `model`, referenced rather than built at import."""
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+def documented_error(description: str, **extra: Any) -> dict[str, Any]:
+    """A `responses` entry whose body is the one error shape, referenced rather than built at import."""
+    schema = {"$ref": f"#/components/schemas/{Error.__name__}"}
     return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
 
 
@@ -49,9 +47,10 @@ def add_error_schemas(app: FastAPI) -> None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             for model in ERROR_MODELS:
-                schemas.setdefault(
-                    model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}")
-                )
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in schema.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+                schemas.setdefault(model.__name__, schema)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -18,7 +18,7 @@ from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
 from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
-from items_core.models import NO_CONTROL_PATTERN, InternalError, ItemCreate, ItemPage, ItemPatch, ItemPublic
+from items_core.models import NO_CONTROL_PATTERN, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -32,7 +32,8 @@ _COMMON: Responses = {
     403: documented_error(
         "The token's owner id cannot be stored: over 1,024 bytes of UTF-8, or not valid Unicode."
     ),
-    500: documented_error("Unexpected failure (logged with the same request id).", InternalError),
+    422: documented_error("The request is invalid as sent: one `detail` entry per problem; nothing ran."),
+    500: documented_error("Unexpected failure (logged with the same request id)."),
     503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
         headers={"Retry-After": {"schema": {"type": "integer"}}},
