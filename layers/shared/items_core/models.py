@@ -157,6 +157,13 @@ _EXAMPLE_ITEM: "JsonDict" = {
 _REQUEST_CONFIG = ConfigDict(strict=True, extra="forbid")
 
 
+def _omit_default(schema: "JsonDict") -> None:
+    # A request field's `default` reads as "always present" to client generators (openapi-typescript
+    # makes such a field required), so clients would have to send what they may omit: the
+    # description says it instead.
+    schema.pop("default", None)
+
+
 class ItemCreate(BaseModel):
     """Body of POST /items and PUT /items/{item_id}: every client-owned field."""
 
@@ -170,7 +177,7 @@ class ItemCreate(BaseModel):
     name: Name
     description: Description | None = None
     price: Price
-    quantity: Quantity = 0
+    quantity: Quantity = Field(default=0, description="0 when omitted.", json_schema_extra=_omit_default)
     tags: Tags = Field(default_factory=list)
 
 
