@@ -247,6 +247,9 @@ class ItemPage(BaseModel):
 class ValidationIssue(BaseModel):
     """One problem with a request: where it is (`loc`), what is wrong (`msg`), which rule (`type`)."""
 
+    # Documentation (the error schemas of /openapi.json) and tests: built on first use, not at import.
+    model_config = ConfigDict(defer_build=True)
+
     loc: list[str | int] = Field(examples=[["body", "price"]])
     msg: str = Field(examples=["Input should be less than or equal to 1000000000"])
     type: str = Field(examples=["less_than_equal"])
@@ -265,6 +268,7 @@ class Error(BaseModel):
     """
 
     model_config = ConfigDict(
+        defer_build=True,  # as ValidationIssue
         json_schema_extra={
             "examples": [
                 {"detail": "Item not found"},
@@ -281,7 +285,7 @@ class Error(BaseModel):
                 },
                 {"detail": "Internal Server Error", "request_id": "c0ffee00-1234-4abc-9def-0123456789ab"},
             ]
-        }
+        },
     )
 
     detail: str | list[ValidationIssue]
