@@ -129,7 +129,10 @@ def _shared_service_models() -> Iterator[None]:
 
 
 # Words of Python, not of JSON or HTTP, that a 422 must never carry (its `input` echo aside).
-PYTHON_WORDS = re.compile(r"Decimal|<class|datetime\.|\bb'|dictionary|Value error|Undefined|NoneType|\{'")
+PYTHON_WORDS = re.compile(
+    r"Decimal|<class|datetime\.|\bb'|dictionary|Value error|Undefined|NoneType|\{'|\bList\b|after validation"
+    r"|Expecting|Extra data|Invalid control|Invalid \S*escape"
+)
 _REFUSED: list[Any] = []
 
 

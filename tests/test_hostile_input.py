@@ -287,3 +287,27 @@ def test_bounds_in_422s_are_json_numbers(
     [error] = response.json()["detail"]
     assert error["ctx"] == {bound: limit}
     assert error["msg"].endswith(f" {limit}")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"])
+def test_json_is_utf8_only(client: TestClient, auth: Auth, encoding: str) -> None:
+    raw = '{"name": "Widget", "price": 1}'.encode(encoding)
+    response = send(client, "POST", "/items", raw, auth)
+    assert response.status_code == 422, response.text
+    assert client.get("/items", headers=auth("alice")).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b"{", "line 1, column 2"),
+        (b'{"name": "a",}', "line 1, column 14"),
+        (b'{"a": 1}\n{"b": 2}', "line 2, column 1"),
+    ],
+)
+def test_malformed_json_says_where_in_the_apis_words(
+    client: TestClient, auth: Auth, raw: bytes, where: str
+) -> None:
+    response = send(client, "POST", "/items", raw, auth)
+    [error] = response.json()["detail"]
+    assert error["ctx"]["error"] == f"body is not valid JSON at {where}"

@@ -110,3 +110,23 @@ def test_query_text_follows_the_bodys_rules(client: TestClient, auth: Auth, quer
 @pytest.mark.parametrize("query", ["q=caf%C3%A9", "tag=%E2%9C%93", "q=a+b", "q="])
 def test_valid_utf8_queries_are_served(client: TestClient, auth: Any, query: str) -> None:
     assert client.get(f"/items?{query}", headers=auth("alice")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "content_type"),
+    [
+        ("POST", "/items", b"x", "text/plain"),  # would be 415
+        ("POST", "/items", b"{" * 20_000, "application/json"),  # would be 413
+        ("POST", "/items", b"{", "application/json"),  # would be 422
+        ("GET", "/items?q=%FF", b"", None),  # would be 422
+        ("PATCH", "/items/1", b"[]", "application/json"),
+    ],
+)
+def test_who_calls_is_judged_first(
+    client: TestClient, method: str, path: str, content: bytes, content_type: str | None
+) -> None:
+    # Deployed, API Gateway's authorizer answers 401 before the function sees the request.
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.request(method, path, content=content, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": "Not authenticated"}

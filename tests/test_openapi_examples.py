@@ -86,3 +86,23 @@ def test_every_error_answer_declares_the_one_error_shape(document: dict[str, Any
     assert len(declared) > 40
     assert {str(schema) for schema in declared.values()} == {str({"$ref": "#/components/schemas/Error"})}
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_every_response_shows_an_example_of_its_own(document: dict[str, Any]) -> None:
+    registry: Registry[Any] = Registry().with_resource(BASE, Resource(document, DRAFT202012))
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            details = []
+            for status, response in operation["responses"].items():
+                for header, spec in response.get("headers", {}).items():
+                    assert spec["schema"].get("examples"), (method, path, status, header)
+                if status[0] not in "45":
+                    continue  # 2xx bodies are the models, whose examples the tests above check
+                media = response["content"]["application/json"]
+                example = media["example"]
+                validator = Draft202012Validator(
+                    {"$ref": BASE + "#/components/schemas/Error"}, registry=registry
+                )
+                assert not list(validator.iter_errors(example)), (method, path, status)
+                details.append(str(example["detail"]))
+            assert len(details) == len(set(details)), (method, path, details)  # each status its own example

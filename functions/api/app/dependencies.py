@@ -136,6 +136,9 @@ class BearerOwner(HTTPBearer):
         )
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        known = getattr(request.state, "owner", None)
+        if known is not None:  # already authenticated by the route class (app/routes/request_body.py)
+            return str(known)
         token = bearer_token(request.headers.get("authorization"))
         owner = authenticate(request.scope, token)
         request.state.owner = owner  # for the request log line, which records only a hash of it

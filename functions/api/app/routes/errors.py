@@ -32,10 +32,17 @@ _DYNAMODB_ANSWERS = {
 ERROR_MODELS = (Error, ValidationIssue)
 
 
-def documented_error(description: str, **extra: Any) -> dict[str, Any]:
-    """A `responses` entry whose body is the one error shape, referenced rather than built at import."""
+def documented_error(description: str, detail: Any, **extra: Any) -> dict[str, Any]:
+    """A `responses` entry whose body is the one error shape (referenced rather than built at
+    import), with this status's own example `{"detail": detail}`."""
     schema = {"$ref": f"#/components/schemas/{Error.__name__}"}
-    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+    content = {"application/json": {"schema": schema, "example": {"detail": detail}}}
+    return {"description": description, "content": content, **extra}
+
+
+def retry_after_header(description: str = "Seconds to wait before retrying.") -> dict[str, Any]:
+    """The documented `Retry-After` header of a response."""
+    return {"Retry-After": {"description": description, "schema": {"type": "integer", "examples": [1]}}}
 
 
 def add_error_schemas(app: FastAPI) -> None:
@@ -131,6 +138,8 @@ def _api_error(error: dict[str, Any]) -> dict[str, Any]:
             "Input should be valid Unicode text: it contains a lone UTF-16 surrogate (\\ud800-\\udfff)"
         )
     shown["msg"] = _in_json_words(str(shown.get("msg", "")))
+    if isinstance(shown.get("ctx"), dict) and shown["ctx"].get("field_type") == "List":
+        shown["ctx"] = {**shown["ctx"], "field_type": "Array"}
     return shown
 
 
@@ -141,6 +150,8 @@ _PYTHON_WORDS = (
     ("a valid dictionary or object to extract fields from", "a JSON object"),
     ("a valid dictionary", "a JSON object"),
     ("a valid list", "a JSON array"),
+    ("List should have", "Array should have"),
+    (" after validation", ""),
 )
 
 

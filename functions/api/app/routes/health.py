@@ -8,7 +8,7 @@ from app.routes.errors import documented_error
 router = APIRouter(
     tags=["health"],
     # Nothing here can fail but the configuration, which every request reads.
-    responses={500: documented_error("The function is misconfigured (logged).")},
+    responses={500: documented_error("The function is misconfigured (logged).", "Internal Server Error")},
 )
 
 

@@ -15,51 +15,82 @@ from app.dependencies import (
     canonical_int,
 )
 from app.preconditions import etag, if_none_match_hits
-from app.routes.errors import documented_error
+from app.routes.errors import documented_error, retry_after_header
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
+from app.routes.request_body import TOO_LARGE
 from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
+from app.store.errors import WriteConflict
 from items_core.models import NO_CONTROL_PATTERN, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
 
 
-_ETAG_HEADER = {"ETag": {"description": "Strong entity tag of this version.", "schema": {"type": "string"}}}
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "Strong entity tag of this version.",
+        "schema": {"type": "string", "examples": ['"42-2"']},
+    }
+}
+_LOCATION_HEADER = {
+    "Location": {
+        "description": "Path of the new item.",
+        "schema": {"type": "string", "examples": ["/items/42"]},
+    }
+}
 _COMMON: Responses = {
     401: documented_error(
         "No verified principal (missing or invalid token).",
-        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "Not authenticated",
+        headers={"WWW-Authenticate": {"schema": {"type": "string", "examples": ["Bearer"]}}},
     ),
     403: documented_error(
-        "The token's owner id cannot be stored: over 1,024 bytes of UTF-8, or not valid Unicode."
+        "The token's owner id cannot be stored: over 1,024 bytes of UTF-8, or not valid Unicode.",
+        "The token's owner claim (sub) is 2100 bytes long; at most 1024 bytes of UTF-8 can be stored",
     ),
-    422: documented_error("The request is invalid as sent: one `detail` entry per problem; nothing ran."),
-    500: documented_error("Unexpected failure (logged with the same request id)."),
+    422: documented_error(
+        "The request is invalid as sent: one `detail` entry per problem; nothing ran.",
+        [
+            {
+                "type": "less_than_equal",
+                "loc": ["body", "price"],
+                "msg": "Input should be less than or equal to 1000000000",
+                "input": 2000000000,
+                "ctx": {"le": 1000000000},
+            }
+        ],
+    ),
+    500: documented_error("Unexpected failure (logged with the same request id).", "Internal Server Error"),
     503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
-        headers={"Retry-After": {"schema": {"type": "integer"}}},
+        "Service Unavailable",
+        headers=retry_after_header(),
     ),
 }
-_NOT_FOUND: Responses = {404: documented_error("The caller has no item with this id.")}
+_NOT_FOUND: Responses = {404: documented_error("The caller has no item with this id.", "Item not found")}
+_KEY_RUNNING = "A request with this Idempotency-Key is still in progress"
 _IDEMPOTENT: Responses = {
-    409: documented_error(
-        "A request with this Idempotency-Key is still in progress.",
-        headers={"Retry-After": {"schema": {"type": "integer"}}},
-    ),
+    409: documented_error(f"{_KEY_RUNNING}.", _KEY_RUNNING, headers=retry_after_header()),
 }
 # Writes to an existing item: the key's 409, or another write got in first.
 _ITEM_WRITE: Responses = {
     409: documented_error(
-        "A request with this Idempotency-Key is still in progress, or another request changed the"
-        " item while this one was writing it (nothing changed); retry after `Retry-After` seconds.",
-        headers={"Retry-After": {"schema": {"type": "integer"}}},
+        f"{_KEY_RUNNING}, or another request changed the item while this one was writing it (nothing"
+        " changed); retry after `Retry-After` seconds.",
+        WriteConflict.detail,
+        headers=retry_after_header(),
     ),
 }
 _PRECONDITION: Responses = {
-    412: documented_error("If-Match names no current version of the item; nothing changed.")
+    412: documented_error(
+        "If-Match names no current version of the item; nothing changed.", "Precondition Failed"
+    )
 }
 _BODY: Responses = {
-    413: documented_error("Request body over 16 KB."),
-    415: documented_error("Content-Type is not a media type this route accepts (JSON, as UTF-8)."),
+    413: documented_error("Request body over 16 KB.", TOO_LARGE),
+    415: documented_error(
+        "Content-Type is not a media type this route accepts (JSON, as UTF-8).",
+        'Content-Type "text/plain" is not accepted: send application/json',
+    ),
 }
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=IdempotentRoute, responses=_COMMON)
@@ -108,7 +139,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
         201: {
             "headers": {
                 **_ETAG_HEADER,
-                "Location": {"description": "Path of the new item.", "schema": {"type": "string"}},
+                **_LOCATION_HEADER,
             }
         },
     },

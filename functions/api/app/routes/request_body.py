@@ -14,11 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
+from app.dependencies import get_owner
+
 MAX_BODY_BYTES = 16 * 1024
 # No field takes a number this long; Python would refuse past 4,300 digits anyway,
 # with a message about its own settings.
 MAX_NUMBER_DIGITS = 100
-_TOO_LARGE = f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"
+TOO_LARGE = f"Request body too large: the limit is {MAX_BODY_BYTES} bytes"
 
 
 class _BodyError(ValueError):
@@ -59,19 +61,26 @@ def _describe(error: Exception) -> str:
 def parse_exact_json(body: bytes) -> Any:
     """The JSON body with every number kept as written: int, or Decimal for a fraction.
 
-    NaN/Infinity, invalid UTF-8, overlong numbers, deep nesting and a key twice in
-    one object are malformed JSON to the client (json.JSONDecodeError, which FastAPI answers with a 422).
+    NaN/Infinity, anything but UTF-8 (UTF-16 and UTF-32 included), a byte order mark,
+    overlong numbers, deep nesting and a key twice in one object are malformed JSON to the
+    client (json.JSONDecodeError, which FastAPI answers with a 422).
     """
     try:
+        # Decoded here, strictly: json.loads would guess UTF-16 or UTF-32 from the bytes.
+        text = body.decode("utf-8")
+        if text.startswith("\ufeff"):
+            raise _BodyError("body starts with a byte order mark, which JSON text must not (RFC 8259)")
         parsed = json.loads(
-            body,
+            text,
             parse_float=lambda text: Decimal(_short(text)),
             parse_int=lambda text: int(_short(text)),
             parse_constant=_reject_constant,
             object_pairs_hook=_unique_keys,
         )
-    except json.JSONDecodeError:
-        raise
+    except json.JSONDecodeError as error:
+        # Python's json module words its errors its own way ("Expecting value"): say where instead.
+        where = f"line {error.lineno}, column {error.colno}"
+        raise json.JSONDecodeError(f"body is not valid JSON at {where}", "", error.pos) from error
     except (ValueError, RecursionError) as error:
         raise json.JSONDecodeError(_describe(error), "", 0) from error
     if isinstance(parsed, Decimal):
@@ -88,12 +97,12 @@ async def read_limited(request: Request) -> bytes:
     """The whole body, or a 413 as soon as it (or its declared length) passes MAX_BODY_BYTES."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise HTTPException(413, _TOO_LARGE, headers={"Connection": "close"})
+        raise HTTPException(413, TOO_LARGE, headers={"Connection": "close"})
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, _TOO_LARGE, headers={"Connection": "close"})
+            raise HTTPException(413, TOO_LARGE, headers={"Connection": "close"})
     return body
 
 
@@ -154,8 +163,9 @@ def check_query_text(query_string: bytes) -> None:
 
 
 class ExactJSONRoute(APIRoute):
-    """An APIRoute that checks its query text and, where it has a body, reads it within the limit,
-    of an accepted media type, and parses it as exact JSON."""
+    """The item routes' class: the caller is authenticated first; then the query text is checked
+    and a body, where the route has one, is read within the limit, of an accepted media type, and
+    parsed as exact JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -164,6 +174,9 @@ class ExactJSONRoute(APIRoute):
         reads_body = self.body_field is not None  # GET and DELETE never read one
 
         async def exact_json_handler(request: Request) -> Response:
+            # Who calls comes first (401 before 413, 415 or 422), as API Gateway's authorizer
+            # answers deployed; the route's owner dependency then reuses this answer.
+            await get_owner(request)
             if reads_body:
                 body = await read_limited(request)
                 problem = media_type_problem(request.headers.get("content-type"), accepted) if body else None
