@@ -6,24 +6,40 @@ the app with a verifier of these tokens.
 """
 
 import time
+from typing import Any
 
 import jwt
+
+from devtools.template import load_template
 
 ISSUER = "items-api-local"
 AUDIENCE = "items-api-local"
 ALGORITHM = "HS256"
 MIN_SECRET_LENGTH = 32
+# The scope the deployed routes require (template.yaml's AuthorizationScope default).
+SCOPE: str = load_template()["Parameters"]["AuthorizationScope"]["Default"]
 
 
-def issue_token(secret: str, owner: str, *, owner_claim: str = "sub", ttl_seconds: int = 12 * 3600) -> str:
-    """A token for `owner`, valid for `ttl_seconds`."""
+def issue_token(
+    secret: str, owner: str, *, owner_claim: str = "sub", ttl_seconds: int = 12 * 3600, **claims: Any
+) -> str:
+    """An access token for `owner` with the API's scope, valid for `ttl_seconds`; `claims` override."""
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_seconds, owner_claim: owner}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    payload = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "token_use": "access",
+        "scope": SCOPE,
+        owner_claim: owner,
+        **claims,
+    }
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm=ALGORITHM)
 
 
 def verify_token(secret: str, token: str, *, owner_claim: str = "sub") -> str | None:
-    """The owner named by a valid token, or None for any invalid, expired or foreign token."""
+    """The owner named by a valid access token with the API's scope, else None (as API Gateway's 401)."""
     try:
         claims = jwt.decode(
             token,
@@ -34,6 +50,9 @@ def verify_token(secret: str, token: str, *, owner_claim: str = "sub") -> str | 
             options={"require": ["exp", "iat", "iss", "aud", owner_claim]},
         )
     except jwt.PyJWTError:
+        return None
+    scopes = str(claims.get("scope", "")).split()
+    if claims.get("token_use", "access") != "access" or SCOPE not in scopes:
         return None
     owner = claims.get(owner_claim)
     return owner if isinstance(owner, str) and owner else None

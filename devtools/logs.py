@@ -1,25 +1,36 @@
 """The local server's console: the app's request lines, warnings and errors, and never a token.
 
 uvicorn's access log prints each request line as the client sent it, so
-``/ws?token=<JWT>`` would show a live token: it is redacted here.
+``/ws?token=<JWT>`` would show a live token: it is redacted here, whatever the
+encoding of the parameter's name (``?%74oken=`` is ``token`` to the server too).
 """
 
 import copy
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
-_SECRETS = [
-    (re.compile(r"(?i)\b((?:access_|id_)?token=)[^&\s\"']+"), r"\1<redacted>"),
-    (re.compile(r"(?i)\b(bearer\s+)[\w.~+/-]+=*"), r"\1<redacted>"),
-]
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[\w.~+/%-]+=*")
+
+
+def _decoded(name: str) -> str:
+    """A parameter name as a server reads it, decoded until nothing changes (double encodings too)."""
+    while (decoded := unquote_plus(name)) != name:
+        name = decoded
+    return name.strip().lower()
+
+
+def _parameter(match: re.Match[str]) -> str:
+    separator, name, value = match.groups()
+    secret = _decoded(name).endswith("token") and value
+    return f"{separator}{name}={'<redacted>' if secret else value}"
 
 
 def redact(text: str) -> str:
-    """`text` with every token value (query parameter or bearer credential) replaced."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
+    """`text` with every token value (a query parameter named *token, or a bearer credential) replaced."""
+    return _BEARER.sub(r"\1<redacted>", _QUERY_PARAMETER.sub(_parameter, text))
 
 
 class RedactTokens(logging.Filter):

@@ -24,6 +24,7 @@ from devtools.template import REPO_ROOT, load_template
 RULES_DIR = Path(__file__).parent / "cfn_rules"
 SAMCONFIG = REPO_ROOT / "samconfig.toml"
 PARAMETERS_RULE = "P9001"  # samconfig's parameter values against the template's constraints
+TEMPLATE_RULES_RULE = "P9002"  # samconfig's parameter values against the template's Rules assertions
 Finding = tuple[str, str]  # (rule id, message)
 
 
@@ -140,9 +141,60 @@ def _violations(spec: dict[str, Any], value: str) -> list[str]:
     return found
 
 
+def _evaluate(expression: Any, values: dict[str, Any]) -> Any:
+    """A Rules assertion's value under `values` (the functions template.yaml's Rules use)."""
+    if not isinstance(expression, dict):
+        return expression
+    [(function, argument)] = expression.items()
+    if function == "Ref":
+        return values[argument]
+    arguments = [_evaluate(part, values) for part in argument]
+    if function == "Fn::Not":
+        return not arguments[0]
+    if function == "Fn::Contains":
+        return arguments[1] in arguments[0]
+    if function == "Fn::Equals":
+        return arguments[0] == arguments[1]
+    raise ValueError(f"devtools/preflight.py cannot evaluate {function} in the template's Rules")
+
+
+def template_rule_problems(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
+    """Each environment's parameters (overrides over defaults) against the template's Rules assertions."""
+    parameters = template.get("Parameters", {})
+    problems = []
+    for environment, config in sorted(samconfig.items()):
+        if not isinstance(config, dict):
+            continue
+        values: dict[str, Any] = {}
+        for name, raw in {
+            **{n: p.get("Default") for n, p in parameters.items()},
+            **_overrides(config),
+        }.items():
+            is_list = parameters.get(name, {}).get("Type") == "CommaDelimitedList"
+            values[name] = [part.strip() for part in str(raw).split(",")] if is_list else raw
+        for rule_name, rule in template.get("Rules", {}).items():
+            for assertion in rule.get("Assertions", []):
+                try:
+                    holds = _evaluate(assertion["Assert"], values)
+                except KeyError:  # a guided parameter, known only to CloudFormation
+                    continue
+                if not holds:
+                    problems.append(
+                        (
+                            TEMPLATE_RULES_RULE,
+                            f"samconfig [{environment}]: {rule_name}: {assertion['AssertDescription']}",
+                        )
+                    )
+    return problems
+
+
 def check(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
     """Everything this module checks, on one template and samconfig."""
-    return lint(transform(template)) + parameter_problems(template, samconfig)
+    return (
+        lint(transform(template))
+        + parameter_problems(template, samconfig)
+        + template_rule_problems(template, samconfig)
+    )
 
 
 def main() -> int:

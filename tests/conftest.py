@@ -75,6 +75,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "CURSOR_SIGNING_KEY",
         "CURSOR_SIGNING_KEY_PREVIOUS",
         "OWNER_CLAIM",
+        "AUTHORIZATION_SCOPE",
         "LOCAL_REALTIME",
         "AUTH_MODE",
     ):

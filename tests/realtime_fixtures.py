@@ -28,6 +28,7 @@ from tests.realtime_helpers import posted_messages
 
 CONNECTIONS_TABLE = "connections-test"
 AUDIENCE = "items-api-client"
+SCOPE = "items-api/items"
 MANAGEMENT_URL = "https://abcdef123.execute-api.us-east-1.amazonaws.com/live"
 
 
@@ -38,16 +39,24 @@ class Issuer:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "test-key-1"
         self.requests: list[str] = []
+        self.discovery: dict[str, Any] = {}  # a test's changes to the discovery document
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.requests.append(self.path)
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks.json"}
-                elif self.path == "/jwks.json":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks.json", **issuer.discovery}
+                elif self.path in {"/jwks.json", "/large-jwks.json"}:
                     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(issuer.key.public_key()))
                     body = {"keys": [{**public, "kid": issuer.kid, "use": "sig", "alg": "RS256"}]}
+                    if self.path == "/large-jwks.json":
+                        body["padding"] = "x" * 70_000
+                elif self.path == "/moved-jwks.json":
+                    self.send_response(302)
+                    self.send_header("Location", f"{issuer.url}/jwks.json")
+                    self.end_headers()
+                    return
                 else:
                     self.send_error(404)
                     return
@@ -67,7 +76,16 @@ class Issuer:
 
     def token(self, owner: str = "alice", *, key: Any = None, **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": self.url, "aud": AUDIENCE, "sub": owner, "iat": now, "exp": now + 600, **overrides}
+        claims = {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": owner,
+            "iat": now,
+            "exp": now + 600,
+            "token_use": "access",
+            "scope": f"openid {SCOPE}",
+            **overrides,
+        }
         claims = {name: value for name, value in claims.items() if value is not None}
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": self.kid})
 
@@ -101,6 +119,7 @@ def realtime(dynamodb: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CONNECTIONS_TABLE_NAME", CONNECTIONS_TABLE)
     monkeypatch.setenv("JWT_ISSUER", issuer.url)
     monkeypatch.setenv("JWT_AUDIENCE", f"another-client, {AUDIENCE}")
+    monkeypatch.setenv("AUTHORIZATION_SCOPE", SCOPE)
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", MANAGEMENT_URL)
     monkeypatch.delenv("JWKS_URL", raising=False)
     # DynamoDB Local on a machine busy with the whole suite can take longer than the deployed

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from app.auth import owner_from_event
 from app.settings import get_settings
 from devtools.local_app import local_token_verifier
-from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, verify_token
+from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, SCOPE, issue_token, verify_token
 from devtools.template import REPO_ROOT
 from tests.conftest import LOCAL_SECRET
 
@@ -29,7 +29,16 @@ def bearer(token: str) -> dict[str, str]:
 
 def forged(**overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "sub": "alice", **overrides}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 60,
+        "sub": "alice",
+        "token_use": "access",
+        "scope": SCOPE,
+        **overrides,
+    }
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, LOCAL_SECRET, algorithm=ALGORITHM)
 
 
@@ -56,6 +65,11 @@ ITEM_ROUTES = [
         bearer(forged(iss="https://evil.example")),
         bearer(forged(sub=None)),
         bearer(forged(sub="")),
+        # As API Gateway with the route's AuthorizationScopes: an ID token (no scope) and an
+        # access token without the API's scope are refused.
+        bearer(forged(token_use="id", scope=None)),
+        bearer(forged(scope=None)),
+        bearer(forged(scope="openid profile")),
         bearer(jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")),
         bearer(issue_token("another-secret-of-thirty-two-characters!", "alice")),
     ],
@@ -69,6 +83,9 @@ ITEM_ROUTES = [
         "wrong-issuer",
         "no-sub",
         "empty-sub",
+        "id-token",
+        "no-scope",
+        "other-scope",
         "no-iss-aud",
         "other-key",
     ],
@@ -107,14 +124,34 @@ def test_other_owners_items_are_invisible(client: TestClient, auth: Auth, stored
 
 
 def test_owner_claim_is_configurable(monkeypatch: pytest.MonkeyPatch, local_app: FastAPI) -> None:
-    monkeypatch.setenv("OWNER_CLAIM", "email")
+    monkeypatch.setenv("OWNER_CLAIM", "oid")  # Microsoft Entra ID's immutable object id
     get_settings.cache_clear()
     with TestClient(local_app) as client:
-        token = issue_token(LOCAL_SECRET, "alice@example.com", owner_claim="email")
+        token = issue_token(LOCAL_SECRET, "7c1e0a52-5ab4-4c4e-9b1f-0d2f4a1c9e77", owner_claim="oid")
         created = client.post("/items", json=ITEM, headers=bearer(token))
         assert created.status_code == 201
         # A token that only has `sub` does not name an owner under this setting.
         assert client.get("/items", headers=bearer(issue_token(LOCAL_SECRET, "alice"))).status_code == 401
+
+
+@pytest.mark.parametrize("claim", ["email", "preferred_username", "username", "cognito:username", "name"])
+def test_owner_claim_cannot_name_a_claim_users_change_or_providers_reuse(
+    monkeypatch: pytest.MonkeyPatch, environment: None, claim: str
+) -> None:
+    # With OWNER_CLAIM=email, a user who set their own email to a victim's read the victim's items.
+    from app.settings import SettingsError
+    from realtime.settings import RealtimeSettingsError
+    from realtime.settings import get_settings as realtime_settings
+
+    monkeypatch.setenv("OWNER_CLAIM", claim)
+    monkeypatch.setenv("CONNECTIONS_TABLE_NAME", "connections")
+    get_settings.cache_clear()
+    realtime_settings.cache_clear()
+    with pytest.raises(SettingsError, match="OWNER_CLAIM: Input should be 'sub' or 'oid'"):
+        get_settings()
+    with pytest.raises(RealtimeSettingsError, match="OWNER_CLAIM: Input should be 'sub' or 'oid'"):
+        realtime_settings()
+    realtime_settings.cache_clear()
 
 
 def test_the_deployed_app_never_verifies_bearer_tokens(
@@ -186,7 +223,7 @@ def test_owner_from_event(event: Any, owner: str | None) -> None:
             "0",
             "DYNAMODB_READ_TIMEOUT: Input should be greater than 0 (expected: seconds",
         ),
-        ("OWNER_CLAIM", "", "OWNER_CLAIM: String should have at least 1 character"),
+        ("OWNER_CLAIM", "", "OWNER_CLAIM: Input should be 'sub' or 'oid'"),
     ],
 )
 def test_settings_errors_name_the_variable_and_the_form(

@@ -48,6 +48,13 @@ def test_pages_name_no_other_host(client: TestClient, path: str) -> None:
     assert "script-src 'self'" in policy
 
 
+def test_swagger_ui_keeps_no_token_in_the_browser(client: TestClient) -> None:
+    # Swagger UI stores "Authorize" credentials in localStorage only with persistAuthorization on.
+    page = client.get("/docs").text
+    assert '"persistAuthorization": false' in page
+    assert "localStorage" not in page
+
+
 def test_pages_follow_the_stage_prefix(app: Any) -> None:
     from tests.conftest import http_api_event, lambda_handler
 

@@ -35,7 +35,10 @@ def test_docs_and_openapi_are_public(client: TestClient) -> None:
     assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "A JWT from the configured issuer.",
+        "description": (
+            "An OAuth access token (JWT) from the configured issuer with the API's scope "
+            "(default items-api/items); ID tokens are refused."
+        ),
     }
     assert {"post", "get"} <= set(schema["paths"]["/items"])
     assert {"get", "put", "patch", "delete"} <= set(schema["paths"]["/items/{item_id}"])
@@ -409,14 +412,14 @@ _ITEM_BODY_WRITE = {"200", "401", "403", "404", "409", "412", "413", "415", "422
 EXPECTED_STATUSES = {
     # 500: only a misconfigured function (every request reads the settings).
     ("/health", "get"): {"200", "500"},
-    # 413 and 415 only where a body is read (POST, PUT, PATCH); 409 only with Idempotency-Key (writes);
-    # 403 for an owner id too long to store.
-    ("/items", "get"): {"200", "401", "403", "422", "500", "503"},
+    # 413 on every item route (any body over the limit); 415 only where a body is read (POST, PUT,
+    # PATCH); 409 only with Idempotency-Key (writes); 403 for an owner id too long to store.
+    ("/items", "get"): {"200", "401", "403", "413", "422", "500", "503"},
     ("/items", "post"): {"201", "401", "403", "409", "413", "415", "422", "500", "503"},
-    ("/items/{item_id}", "get"): {"200", "304", "401", "403", "404", "422", "500", "503"},
+    ("/items/{item_id}", "get"): {"200", "304", "401", "403", "404", "413", "422", "500", "503"},
     ("/items/{item_id}", "put"): _ITEM_BODY_WRITE,
     ("/items/{item_id}", "patch"): _ITEM_BODY_WRITE,
-    ("/items/{item_id}", "delete"): {"204", "401", "403", "404", "409", "412", "422", "500", "503"},
+    ("/items/{item_id}", "delete"): {"204", "401", "403", "404", "409", "412", "413", "422", "500", "503"},
 }
 
 

@@ -15,6 +15,12 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
         f"/ws?token={TOKEN}",
         f"/ws?other=1&token={TOKEN}&x=2",
         f"/callback?access_token={TOKEN}",
+        # The server decodes the parameter's name, so must the log: each is `token` to Starlette.
+        f"/ws?%74oken={TOKEN}",
+        f"/ws?%54OKEN={TOKEN}",
+        f"/ws?x=1&to%6Ben={TOKEN}",
+        f"/ws?%2574oken={TOKEN}",
+        f"/ws?token+={TOKEN}",
         f"Authorization: Bearer {TOKEN}",
         f"authorization: bearer {TOKEN}==",
     ],
@@ -22,6 +28,18 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 def test_tokens_are_redacted(line: str) -> None:
     assert TOKEN not in redact(line)
     assert "<redacted>" in redact(line)
+
+
+def test_every_spelling_of_the_key_reaches_the_server_as_token() -> None:
+    # What the redaction must cover: Starlette (the local /ws) reads these names as `token`.
+    from starlette.datastructures import QueryParams
+
+    for query in ("%74oken=v", "to%6Ben=v"):
+        assert QueryParams(query).get("token") == "v", query
+
+
+def test_other_parameters_are_kept() -> None:
+    assert redact("/items?q=lamp&limit=5&tag=token") == "/items?q=lamp&limit=5&tag=token"
 
 
 def test_uvicorn_access_lines_are_redacted_argument_by_argument() -> None:

@@ -55,6 +55,10 @@ def test_make_token_names_the_owner_not_the_login(dev_env: dict[str, str]) -> No
         return claims
 
     assert token()["sub"] == "alice"
+    assert (token()["token_use"], token()["scope"]) == (
+        "access",
+        "items-api/items",
+    )  # what the routes require
     assert token("OWNER=bob")["sub"] == "bob"
     # Verbatim: no shell ever sees the owner (`$t`, `$(…)`, quotes, a leading dash).
     for owner in ("vic$t", "x$(id -un)y", 'a"b', "-vic", "o'neil"):
@@ -145,6 +149,11 @@ def test_make_run_pushes_changes_over_ws_to_their_owner(
         connect(f"{ws_base}/ws?token=not-a-token", open_timeout=10)
     assert refused.value.response.status_code == 401
 
+    carol = dev_token("carol", dev_env)  # the key percent-encoded: still `token` to the server
+    with connect(f"{ws_base}/ws?%74oken={carol}", open_timeout=10) as carol_socket:
+        carol_socket.send(json.dumps({"action": "ping"}))
+        assert json.loads(carol_socket.recv(timeout=5)) == {"type": "pong"}
+
     with (
         connect(f"{ws_base}/ws?token={alice}", open_timeout=10) as alice_socket,
         connect(f"{ws_base}/ws", additional_headers={"Authorization": f"Bearer {bob}"}) as bob_socket,
@@ -165,7 +174,9 @@ def test_make_run_pushes_changes_over_ws_to_their_owner(
     output = process.output()
     assert alice not in output
     assert bob not in output
+    assert carol not in output
     assert "/ws?token=<redacted>" in output
+    assert "/ws?%74oken=<redacted>" in output
 
 
 def run_server(dev_env: dict[str, str], log: Path, *args: str) -> tuple[Server, str]:

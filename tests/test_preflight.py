@@ -177,6 +177,26 @@ def _authorized_default_route(template: Template, config: Config) -> None:
     event["Properties"].pop("Auth", None)
 
 
+def _scopeless_route(template: Template, config: Config) -> None:
+    # SAM reads an empty AuthorizationScopes as "the authorizer's"; a second authorizer without any is how
+    # one route loses the scope.
+    [api] = of_type(template, "AWS::Serverless::HttpApi").values()
+    authorizers = api["Properties"]["Auth"]["Authorizers"]
+    [jwt] = authorizers.values()
+    authorizers["AnyTokenAuthorizer"] = {k: v for k, v in jwt.items() if k != "AuthorizationScopes"}
+    event = next(
+        e for e in http_function(template)["Properties"]["Events"].values() if "Path" in e["Properties"]
+    )
+    event["Properties"]["Auth"] = {"Authorizer": "AnyTokenAuthorizer"}
+
+
+def _scopeless_authorizer(template: Template, config: Config) -> None:
+    authorizers = of_type(template, "AWS::Serverless::HttpApi")
+    [api] = authorizers.values()
+    for authorizer in api["Properties"]["Auth"]["Authorizers"].values():
+        authorizer.pop("AuthorizationScopes", None)
+
+
 def _api_timeout_30(template: Template, config: Config) -> None:
     http_function(template)["Properties"]["Timeout"] = 30
 
@@ -239,6 +259,8 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
     "authorized-default-route-with-cors": (_authorized_default_route, "E9003"),
     "stream-read-not-granted": (_drop_stream_read, "E9004"),
     "destination-send-not-granted": (_drop_destination_send, "E9004"),
+    "route-without-scope": (_scopeless_route, "E9010"),
+    "authorizer-without-scope": (_scopeless_authorizer, "E9010"),
     "api-function-timeout-at-the-limit": (_api_timeout_30, "E9005"),
     "timeout-below-the-retry-budget": (_notifier_timeout_too_short, "E9005"),
     "no-retry-budget-declared": (_no_retry_budget, "E9005"),
@@ -254,6 +276,11 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
     ),
     "samconfig-unknown-parameter": (lambda t, c: set_override(c, "staging", "NoSuchParameter", "1"), "P9001"),
     "samconfig-number-out-of-range": (lambda t, c: set_override(c, "prod", "LogRetentionDays", "0"), "P9001"),
+    "owner-claim-users-can-change": (lambda t, c: set_override(c, "prod", "OwnerClaim", "email"), "P9001"),
+    "cors-any-origin": (
+        lambda t, c: set_override(c, "staging", "CorsAllowedOrigins", "https://a.example,*"),
+        "P9002",
+    ),
     "required-parameter-not-provided": (
         lambda t, c: t["Metadata"]["Preflight"].__setitem__("GuidedParameters", []),
         "P9001",
@@ -292,7 +319,7 @@ def test_the_real_template_and_samconfig_pass(outcomes: dict[str, list[list[str]
 def test_there_are_at_least_twenty_breakages() -> None:
     assert len(BREAKAGES) >= 20
     custom = {rule for _breakage, rule in BREAKAGES.values() if rule.startswith("E9")}
-    assert custom == {f"E900{n}" for n in range(1, 10)}  # every custom rule is proven
+    assert custom == {f"E90{n:02}" for n in range(1, 11)}  # every custom rule is proven
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))

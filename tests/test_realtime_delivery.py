@@ -11,10 +11,11 @@ from botocore.awsrequest import AWSResponse
 
 from devtools.cfn_rules.deploy_rules import worst_case_seconds
 from devtools.template import load_template
-from realtime import aws, notifier, settings, websocket
+from realtime import aws, notifier, settings, tokens, websocket
 from tests.conftest import LambdaContext
 from tests.realtime_fixtures import (
     CONNECTIONS_TABLE,
+    SCOPE,
     Issuer,
     connect,
     connection_rows,
@@ -199,7 +200,9 @@ def test_realtime_timeouts_fit_the_functions(realtime: Any, monkeypatch: pytest.
     assert notifier_budget["Calls"][0]["MaxAttempts"] == configured.aws_max_attempts
 
 
-def test_unknown_key_ids_fetch_the_jwks_at_most_once_a_minute(realtime: Any, issuer: Issuer) -> None:
+def test_unknown_key_ids_fetch_the_jwks_at_most_once_a_minute(
+    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     connect(issuer, "conn-0", "alice")
     assert issuer.requests.count("/jwks.json") == 1
     for number in range(20):
@@ -207,8 +210,8 @@ def test_unknown_key_ids_fetch_the_jwks_at_most_once_a_minute(realtime: Any, iss
         response = websocket.handler(ws_event("$connect", f"forged-{number}", token=forged), LambdaContext())
         assert response["statusCode"] == 401
     assert issuer.requests.count("/jwks.json") == 1  # within the cooldown: no refetch at all
-    keys = websocket.verifier().keys
-    keys._last_successful_fetch -= 61  # a minute later (PyJWT's cooldown clock)
+    now = tokens.monotonic()
+    monkeypatch.setattr(tokens, "monotonic", lambda: now + 61)  # a minute later
     for number in range(5):
         forged = _with_kid(issuer, f"later-{number}")
         websocket.handler(ws_event("$connect", f"later-{number}", token=forged), LambdaContext())
@@ -220,6 +223,7 @@ def _with_kid(issuer: Issuer, kid: str) -> str:
 
     now = int(time.time())
     claims = {"iss": issuer.url, "aud": "items-api-client", "sub": "mallory", "iat": now, "exp": now + 600}
+    claims["scope"] = SCOPE
     return jwt.encode(claims, issuer.key, algorithm="RS256", headers={"kid": kid})
 
 

@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 from tests.realtime_fixtures import (
     AUDIENCE,
+    SCOPE,
     Issuer,
     connect,
     connection_rows,
@@ -78,6 +79,20 @@ def _bad_tokens(issuer: Issuer) -> dict[str, str | None]:
         "expired": issuer.token(exp=now - 60, iat=now - 660),
         "no expiry": issuer.token(exp=None),
         "no owner claim": issuer.token(sub=None),
+        # An ID token names the user for the client app; it carries no scope.
+        "ID token": issuer.token(token_use="id", scope=None),
+        "access token without the scope": issuer.token(scope="openid profile"),
+        "access token of another scope": issuer.token(scp=["items-api/admin"], scope=None),
+        "scope claim of another type": issuer.token(scope={"items-api/items": True}),
+        # API Gateway's JWT authorizer accepts RSA PKCS#1 v1.5 signatures only.
+        "PS256 by the issuer's own key": jwt.encode(
+            {"iss": issuer.url, "aud": AUDIENCE, "sub": "mallory", "exp": now + 600, "scope": SCOPE},
+            issuer.key,
+            algorithm="PS256",
+            headers={"kid": issuer.kid},
+        ),
+        "not yet valid": issuer.token(nbf=now + 300),
+        "issued in the future": issuer.token(iat=now + 300),
         "HS256 with the public key as secret": jwt.encode(
             {"iss": issuer.url, "aud": AUDIENCE, "sub": "mallory", "exp": now + 600},
             "x" * 32,
@@ -95,6 +110,46 @@ def test_missing_or_invalid_tokens_are_refused_with_401_and_nothing_recorded(
         assert response["statusCode"] == 401, name
         assert "token" in response["body"], name
     assert connection_rows(realtime) == []
+
+
+def test_scope_may_be_a_scp_list_as_api_gateway_reads_it(realtime: Any, issuer: Issuer) -> None:
+    token = issuer.token("dave", scope=None, scp=["other", SCOPE])
+    assert websocket.handler(ws_event("$connect", "c-scp", token=token), LambdaContext())["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("discovery", "fetched"),
+    [
+        ({"issuer": "https://issuer.example"}, []),  # a document of another issuer
+        ({"jwks_uri": "https://keys.example/jwks.json"}, []),  # keys on another host
+        ({"jwks_uri": "LOCALHOST"}, []),  # the same server under another host name
+        ({"jwks_uri": "SELF/moved-jwks.json"}, ["/moved-jwks.json"]),  # a redirect is not followed
+        ({"jwks_uri": "SELF/large-jwks.json"}, ["/large-jwks.json"]),  # larger than 64 KiB
+    ],
+    ids=["foreign-issuer", "foreign-host", "other-host-name", "redirect", "oversized"],
+)
+def test_keys_come_only_from_the_issuers_host_unredirected_and_bounded(
+    realtime: Any, issuer: Issuer, discovery: dict[str, str], fetched: list[str]
+) -> None:
+    port = issuer.url.rsplit(":", 1)[1]
+    issuer.discovery = {
+        name: value.replace("SELF", issuer.url).replace("LOCALHOST", f"http://localhost:{port}/jwks.json")
+        for name, value in discovery.items()
+    }
+    response = websocket.handler(ws_event("$connect", "conn-k", token=issuer.token()), LambdaContext())
+    assert response["statusCode"] == 503  # the stack's configuration, not the client's token
+    assert issuer.requests == ["/.well-known/openid-configuration", *fetched]
+    assert connection_rows(realtime) == []
+
+
+def test_a_pinned_jwks_url_skips_discovery(
+    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWKS_URL", f"{issuer.url}/jwks.json")
+    settings.get_settings.cache_clear()
+    websocket.verifier.cache_clear()
+    connect(issuer, "conn-p", "alice")
+    assert issuer.requests == ["/jwks.json"]
 
 
 def test_jwks_is_fetched_once_per_container(realtime: Any, issuer: Issuer) -> None:

@@ -99,6 +99,9 @@ def test_items_routes_use_the_jwt_authorizer(template: dict[str, Any]) -> None:
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"
     jwt = api["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]
     assert jwt == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+    # Every route of the authorizer requires the scope, which ID tokens never carry (rule E9010
+    # checks the transformed routes).
+    assert api["Authorizers"]["JwtAuthorizer"]["AuthorizationScopes"] == [{"Ref": "AuthorizationScope"}]
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
     routes = {e["Properties"].get("Path"): e["Properties"] for e in events.values()}
     assert set(routes) == {"/items", "/items/{item_id}", None}
@@ -264,3 +267,21 @@ def test_alarms_cover_the_failure_modes_and_notify(template: dict[str, Any]) -> 
         ("IdempotencyTable", "UpdateItem"),
         ("IdempotencyTable", "DeleteItem"),
     }
+
+
+def test_owner_claim_is_limited_to_what_the_functions_accept(template: dict[str, Any]) -> None:
+    from typing import get_args
+
+    from items_core.bearer import OwnerClaim
+
+    parameter = template["Parameters"]["OwnerClaim"]
+    assert parameter["Default"] == "sub"
+    assert parameter["AllowedValues"] == list(get_args(OwnerClaim))
+
+
+def test_both_apis_require_the_same_scope(template: dict[str, Any]) -> None:
+    from devtools.local_auth import SCOPE
+
+    variables = template["Resources"]["RealtimeFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["AUTHORIZATION_SCOPE"] == {"Ref": "AuthorizationScope"}
+    assert template["Parameters"]["AuthorizationScope"]["Default"] == SCOPE  # make token's scope

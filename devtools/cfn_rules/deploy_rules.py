@@ -688,3 +688,54 @@ class FunctionRoleTrustsLambda(CloudFormationLintRule):
                     )
                 )
         return matches
+
+
+class JwtRoutesRequireAScope(CloudFormationLintRule):
+    id = "E9010"
+    shortdesc = "Every JWT-authorized route requires a scope"
+    description = (
+        "An HTTP API route under a JWT authorizer without authorization scopes accepts any token "
+        "of the issuer and audience, ID tokens included: API Gateway checks scopes only when the "
+        "route lists some."
+    )
+    tags = ["apigateway", "authorization"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        matches = []
+        for name, api in resources(template, "AWS::ApiGatewayV2::Api").items():
+            body = api.get("Properties", {}).get("Body", {})
+            if not isinstance(body, dict):
+                continue
+            schemes = body.get("components", {}).get("securitySchemes", {})
+            jwt = {
+                s
+                for s, spec in schemes.items()
+                if spec.get("x-amazon-apigateway-authorizer", {}).get("type") == "jwt"
+            }
+            for path, methods in body.get("paths", {}).items():
+                for method, operation in (methods or {}).items():
+                    security = operation.get("security", []) if isinstance(operation, dict) else []
+                    if any(scheme in jwt and not scopes for r in security for scheme, scopes in r.items()):
+                        matches.append(
+                            self._match(
+                                ["Resources", name, "Properties", "Body", "paths", path],
+                                f"{method.upper()} {path}",
+                            )
+                        )
+        for name, route in resources(template, "AWS::ApiGatewayV2::Route").items():
+            properties = route.get("Properties", {})
+            if properties.get("AuthorizationType") == "JWT" and not properties.get("AuthorizationScopes"):
+                matches.append(
+                    self._match(["Resources", name, "Properties"], str(properties.get("RouteKey")))
+                )
+        return matches
+
+    @staticmethod
+    def _match(path: list[str], route: str) -> RuleMatch:
+        return RuleMatch(
+            path,
+            f"Route {route} uses a JWT authorizer without authorization scopes, so API Gateway accepts "
+            "ID tokens and access tokens of any scope. Give the authorizer (or the route) "
+            "AuthorizationScopes, e.g. [!Ref AuthorizationScope].",
+        )

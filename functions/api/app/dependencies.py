@@ -132,7 +132,12 @@ class BearerOwner(HTTPBearer):
 
     def __init__(self) -> None:
         super().__init__(
-            auto_error=False, scheme_name="HTTPBearer", description="A JWT from the configured issuer."
+            auto_error=False,
+            scheme_name="HTTPBearer",
+            description=(
+                "An OAuth access token (JWT) from the configured issuer with the API's scope "
+                "(default items-api/items); ID tokens are refused."
+            ),
         )
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]

@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from items_core.bearer import OwnerClaim
 from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
@@ -29,7 +30,7 @@ class Settings(BaseModel):
         min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
     )
     dynamodb_endpoint_url: str | None = None
-    owner_claim: str = Field(default="sub", min_length=1)
+    owner_claim: OwnerClaim = "sub"
     api_base_path: str = ""
     # Retries and timeouts of every AWS call (items_core.aws_clients; the template's RetryBudget).
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")

@@ -5,6 +5,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from items_core.aws_clients import worst_case_call_seconds
+from items_core.bearer import OwnerClaim
 from items_core.environment import from_environment
 from items_core.settings_errors import describe_settings_errors
 
@@ -26,7 +27,8 @@ class RealtimeSettings(BaseModel):
     jwt_issuer: str = ""
     jwt_audience: str = Field(default="", description="comma-separated audiences (or Cognito app client ids)")
     jwks_url: str | None = Field(default=None, description="optional; found through OIDC discovery otherwise")
-    owner_claim: str = Field(default="sub", min_length=1)
+    owner_claim: OwnerClaim = "sub"
+    authorization_scope: str = Field(default="", description="the OAuth scope every token must carry")
     connection_ttl_seconds: int = Field(default=DEFAULT_CONNECTION_TTL_SECONDS, ge=7200, le=86400)
     # The notifier posts through the API Gateway Management API of the WebSocket stage.
     websocket_management_url: str | None = None

@@ -34,8 +34,9 @@ def verifier() -> TokenVerifier:
     issuer = require(settings.jwt_issuer, "JWT_ISSUER")
     audiences = settings.audiences()
     require(",".join(audiences), "JWT_AUDIENCE")
+    scope = require(settings.authorization_scope, "AUTHORIZATION_SCOPE")
     return TokenVerifier(
-        issuer, audiences, settings.owner_claim, settings.jwks_url, timeout=settings.http_timeout
+        issuer, audiences, settings.owner_claim, scope, settings.jwks_url, timeout=settings.http_timeout
     )
 
 

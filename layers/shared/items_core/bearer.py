@@ -1,4 +1,11 @@
-"""The bearer token of an ``Authorization`` header value (RFC 6750), for every function that reads one."""
+"""Bearer tokens (RFC 6750) as every function reads them: the header's token and the owner claim."""
+
+from typing import Literal
+
+OwnerClaim = Literal["sub", "oid"]
+"""Claims that may name an owner: identifiers the user cannot change and the provider never reuses
+(template.yaml's OwnerClaim allows the same). A mutable claim such as email would let a user
+who sets it to another's value take that owner's items."""
 
 
 def bearer_token(authorization: str | None) -> str | None:

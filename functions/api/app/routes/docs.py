@@ -46,8 +46,10 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         swagger_js_url=f"{prefix}/docs/assets/swagger-ui-bundle.js",
         swagger_css_url=f"{prefix}/docs/assets/swagger-ui.css",
         swagger_favicon_url=f"{prefix}/docs/assets/favicon-32x32.png",
-        # No validator badge: it would load an image from validator.swagger.io.
-        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+        # No validator badge: it would load an image from validator.swagger.io. A token pasted into
+        # "Authorize" lives only as long as the page: persisted, it would sit in the API origin's
+        # localStorage for any script of that origin to read.
+        swagger_ui_parameters={"persistAuthorization": False, "validatorUrl": None},
     )
 
 

@@ -59,6 +59,7 @@ _COMMON: Responses = {
             }
         ],
     ),
+    413: documented_error("Request body over 16 KB (on any method).", TOO_LARGE),
     500: documented_error("Unexpected failure (logged with the same request id).", "Internal Server Error"),
     503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",
@@ -86,7 +87,6 @@ _PRECONDITION: Responses = {
     )
 }
 _BODY: Responses = {
-    413: documented_error("Request body over 16 KB.", TOO_LARGE),
     415: documented_error(
         "Content-Type is not a media type this route accepts (JSON, as UTF-8).",
         'Content-Type "text/plain" is not accepted: send application/json',

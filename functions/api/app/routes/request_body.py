@@ -163,9 +163,9 @@ def check_query_text(query_string: bytes) -> None:
 
 
 class ExactJSONRoute(APIRoute):
-    """The item routes' class: the caller is authenticated first; then the query text is checked
-    and a body, where the route has one, is read within the limit, of an accepted media type, and
-    parsed as exact JSON."""
+    """The item routes' class: the caller is authenticated first; then any body is read within the
+    limit (413 beyond, on every method), the query text is checked, and a body the route takes must
+    be of an accepted media type and is parsed as exact JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -177,8 +177,8 @@ class ExactJSONRoute(APIRoute):
             # Who calls comes first (401 before 413, 415 or 422), as API Gateway's authorizer
             # answers deployed; the route's owner dependency then reuses this answer.
             await get_owner(request)
+            body = await read_limited(request)  # every method: nothing reads more than the limit
             if reads_body:
-                body = await read_limited(request)
                 problem = media_type_problem(request.headers.get("content-type"), accepted) if body else None
                 if problem:
                     accept = {"Accept-Patch": ", ".join(accepted)} if patch else {}
