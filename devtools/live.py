@@ -29,7 +29,13 @@ from app.observability import get_logger
 from app.settings import get_settings
 from items_core.aws_clients import botocore_session
 from items_core.bearer import bearer_token
-from items_core.messages import OwnerChange, change_from_stream_record, reply_to
+from items_core.messages import (
+    MAX_CONNECTIONS_PER_OWNER,
+    OwnerChange,
+    change_from_stream_record,
+    reply_to,
+    too_many_connections,
+)
 
 # A client this far behind is disconnected (1013, "try again later") rather
 # than holding the server's memory.
@@ -45,8 +51,11 @@ class Hub:
         self._loop = loop
         self._queues: dict[str, set[asyncio.Queue[str | None]]] = defaultdict(set)
 
-    def subscribe(self, owner: str) -> "asyncio.Queue[str | None]":
-        """A queue that receives every message for this owner (None: too far behind, close)."""
+    def subscribe(self, owner: str) -> "asyncio.Queue[str | None] | None":
+        """A queue that receives every message for this owner (None: too far behind, close);
+        None when the owner already has MAX_CONNECTIONS_PER_OWNER open, as deployed."""
+        if len(self._queues.get(owner, ())) >= MAX_CONNECTIONS_PER_OWNER:
+            return None
         queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_PENDING_MESSAGES)
         self._queues[owner].add(queue)
         return queue
@@ -233,9 +242,12 @@ async def live_changes(websocket: WebSocket) -> None:
     if owner is None:
         await _refuse(websocket, 401, "missing or invalid token: pass ?token=<JWT> or Authorization: Bearer")
         return
-    await websocket.accept()
     queue = hub.subscribe(owner)
+    if queue is None:
+        await _refuse(websocket, 429, too_many_connections(MAX_CONNECTIONS_PER_OWNER))
+        return
     try:
+        await websocket.accept()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_forward, websocket, queue)
             await _answer(websocket)

@@ -22,7 +22,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from devtools.template import create_table
 from items_core.dynamodb_errors import OPERATIONS
-from realtime import aws, connections, settings, websocket
+from realtime import aws, connections, notifier, settings, websocket
 from tests.conftest import LambdaContext, load_event
 from tests.realtime_helpers import posted_messages
 
@@ -105,6 +105,7 @@ def _clear() -> None:
         aws.management_api,
         connections.connection_store,
         websocket.verifier,
+        notifier.delivered_records,
     ):
         cached.cache_clear()
 

@@ -179,9 +179,10 @@ def test_realtime_timeouts_fit_the_functions(realtime: Any, monkeypatch: pytest.
             variables
         )
     connect_timeout = _function(template, "realtime.websocket.handler")["Timeout"]
-    # $connect: discovery and JWKS (each bounded), then one PutItem at its worst; API Gateway waits 29 s.
+    # $connect: discovery and JWKS (each bounded), the owner's count and one PutItem at their worst;
+    # API Gateway waits 29 s.
     assert configured.connect_budget_seconds() < connect_timeout < 29
-    assert configured.connect_budget_seconds() == 2 * 1.5 + 2 * (0.5 + 1.0) + 1
+    assert configured.connect_budget_seconds() == 2 * 1.5 + 2 * (2 * (0.5 + 1.0) + 1)
     # The notifier starts no call without a worst case's time left (tested above): its timeout
     # must leave room for a batch's owner lookup and posts to several connections.
     notifier_timeout = _function(template, "realtime.notifier.handler")["Timeout"]
@@ -247,3 +248,58 @@ def test_connect_refusals_say_nothing_of_the_check_that_failed(
     reasons = [entry["reason"] for entry in logged]
     assert any("Signature has expired" in reason for reason in reasons)  # in the log, for operators
     assert all(entry["status"] == 401 for entry in logged)
+
+
+def test_one_owners_hundreds_of_slow_connections_delay_no_one_else(
+    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The review's scenario: alice holds 300 connections (recorded before the $connect limit, or by
+    # handshakes racing it), each post to them slow; bob's changes in the same batch go out on time,
+    # in order, once, and only alice's records are reported failed.
+    monkeypatch.setenv("OWNER_FANOUT_SECONDS", "1")
+    settings.get_settings.cache_clear()
+    expires = str(int(time.time()) + 3600)
+    for first in range(0, 300, 25):
+        rows = [
+            {
+                "owner": {"S": "alice"},
+                "connection_id": {"S": f"alice-{number:03}"},
+                "connected_at": {"N": "0"},
+                "expires_at": {"N": expires},
+            }
+            for number in range(first, first + 25)
+        ]
+        realtime.batch_write_item(
+            RequestItems={CONNECTIONS_TABLE: [{"PutRequest": {"Item": r}} for r in rows]}
+        )
+    connect(issuer, "bob-phone", "bob")
+
+    def slow_for_alice(params: dict[str, Any], **_: Any) -> None:
+        if "alice-" in params["url_path"]:
+            time.sleep(0.01)
+
+    aws.management_api().meta.events.register(
+        "before-call.apigatewaymanagementapi.PostToConnection", slow_for_alice
+    )
+    started = time.monotonic()
+
+    class Invocation(LambdaContext):  # 60 s, as the notifier's timeout, counting down
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return int((60 - (time.monotonic() - started)) * 1000)
+
+    batch = {
+        "Records": [
+            stream_record("INSERT", item_row("alice", 1, 1), None, 1),
+            stream_record("INSERT", item_row("bob", 1, 1), None, 2),
+            stream_record("INSERT", item_row("alice", 2, 1), None, 3),
+            stream_record("MODIFY", item_row("bob", 1, 2), item_row("bob", 1, 1), 4),
+        ]
+    }
+    first = notifier.handler(batch, Invocation())
+    assert first == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "3"}]}
+    assert _versions("bob-phone", 1) == [1, 2]
+    # Lambda retries the batch from its first failed record, bob's records included: they are not
+    # sent again.
+    notifier.handler(batch, Invocation())
+    assert _versions("bob-phone", 1) == [1, 2]

@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 from tests.realtime_fixtures import (
     AUDIENCE,
+    CONNECTIONS_TABLE,
     SCOPE,
     Issuer,
     connect,
@@ -165,6 +166,49 @@ def test_unreachable_issuer_is_a_503_not_a_401(realtime: Any, issuer: Issuer) ->
     response = websocket.handler(ws_event("$connect", "conn-1", token=token), LambdaContext())
     assert response["statusCode"] == 503
     assert connection_rows(realtime) == []
+
+
+def test_an_owner_at_the_connection_limit_is_refused_with_429_and_others_are_not(
+    realtime: Any, issuer: Issuer
+) -> None:
+    from items_core.messages import MAX_CONNECTIONS_PER_OWNER, too_many_connections
+
+    for number in range(MAX_CONNECTIONS_PER_OWNER):
+        connect(issuer, f"alice-{number}", "alice")
+    one_more = websocket.handler(
+        ws_event("$connect", "alice-x", token=issuer.token("alice")), LambdaContext()
+    )
+    assert one_more["statusCode"] == 429
+    assert one_more["body"] == too_many_connections(MAX_CONNECTIONS_PER_OWNER)
+    assert len(connection_rows(realtime)) == MAX_CONNECTIONS_PER_OWNER  # nothing recorded
+    connect(issuer, "bob-1", "bob")  # another owner is not affected
+    # A closed connection frees its place.
+    websocket.handler(ws_event("$disconnect", "alice-0"), LambdaContext())
+    connect(issuer, "alice-y", "alice")
+
+
+def test_connections_past_their_expiry_do_not_count(
+    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection whose $disconnect never came is past expires_at before TTL deletes its record.
+    monkeypatch.setenv("MAX_CONNECTIONS_PER_OWNER", "2")
+    settings.get_settings.cache_clear()
+    connect(issuer, "old-1", "alice")
+    connect(issuer, "old-2", "alice")
+    assert (
+        websocket.handler(ws_event("$connect", "new", token=issuer.token("alice")), LambdaContext())[
+            "statusCode"
+        ]
+        == 429
+    )
+    for row in connection_rows(realtime):
+        realtime.update_item(
+            TableName=CONNECTIONS_TABLE,
+            Key={"owner": row["owner"], "connection_id": row["connection_id"]},
+            UpdateExpression="SET expires_at = :past",
+            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+        )
+    connect(issuer, "new", "alice")
 
 
 def test_disconnect_removes_the_connection(realtime: Any, issuer: Issuer) -> None:

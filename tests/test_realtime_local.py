@@ -208,3 +208,27 @@ def test_an_owner_id_too_long_for_a_key_is_refused_with_403(live: TestClient, au
         pass  # pragma: no cover - refused at the handshake
     assert refused.value.status_code == 403
     assert "at most 1024 bytes" in refused.value.json()["detail"]
+
+
+def test_an_owner_at_the_connection_limit_is_refused_with_429(live: TestClient, auth: Auth) -> None:
+    from contextlib import ExitStack
+
+    from items_core.messages import MAX_CONNECTIONS_PER_OWNER, too_many_connections
+
+    with ExitStack() as open_sockets:
+        for _ in range(MAX_CONNECTIONS_PER_OWNER):
+            open_sockets.enter_context(live.websocket_connect(f"/ws?token={_token(auth, 'alice')}"))
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            live.websocket_connect(f"/ws?token={_token(auth, 'alice')}"),
+        ):
+            pass  # pragma: no cover
+        assert refused.value.status_code == 429
+        assert refused.value.json()["detail"] == too_many_connections(MAX_CONNECTIONS_PER_OWNER)
+        with live.websocket_connect(f"/ws?token={_token(auth, 'bob')}") as bob:
+            bob.send_json({"action": "ping"})
+            assert receive_within(bob) == {"type": "pong"}
+    # Closed sockets free their places.
+    with live.websocket_connect(f"/ws?token={_token(auth, 'alice')}") as alice:
+        alice.send_json({"action": "ping"})
+        assert receive_within(alice) == {"type": "pong"}

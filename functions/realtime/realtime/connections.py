@@ -54,6 +54,25 @@ class ConnectionStore:
             },
         )
 
+    def count_open(self, owner: str, now: int) -> int:
+        """How many connections the owner has open: records not yet expired (TTL deletes lag)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#owner = :owner",
+            "FilterExpression": "expires_at > :now",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}, ":now": {"N": str(now)}},
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        count = 0
+        while True:
+            response = self._client.query(**request)
+            count += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return count
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def of_owner(self, owner: str) -> Iterator[Connection]:
         """The owner's connections (a Query, page by page; never a Scan)."""
         request: dict[str, Any] = {

@@ -7,12 +7,20 @@ one that fails is reported with ``ReportBatchItemFailures`` (Powertools' batch
 utility), so Lambda retries from it; after the template's retry limit it goes
 to the on-failure queue. What a client can rely on:
 
+- **No owner delays another.** A batch's records are grouped by owner; the
+  owners are served at the same time (OWNER_WORKERS threads), each owner's
+  records one by one in stream order, within OWNER_FANOUT_SECONDS per owner.
+  An owner whose changes do not fit (many or slow connections) has the rest of
+  its records reported failed, and only those: the others' go out on time.
 - **Per item, versions in order.** Once a record fails, the later records of
   the same item in that batch are not delivered in this invocation (they are
   reported as failed too, and come back in order on the retry); other items'
   records still go out.
-- **Possible duplicates.** A retry resends what was already delivered after
-  the failed record: clients keep the highest ``version`` per ``id``.
+- **Once, as far as one container knows.** Lambda retries a stream batch from
+  its first failed record, so records delivered after it come back: the
+  container remembers the records it delivered (the last DELIVERED_MEMORY) and
+  skips them. A retry in another container may resend: clients keep the
+  highest ``version`` per ``id``.
 - **One bad connection fails nothing else.** A 410 Gone forgets the connection;
   any other refusal of one connection is logged and counted
   (``ConnectionPostFailures``, alarmed) and the others are still served. Only
@@ -24,7 +32,11 @@ to the on-failure queue. What a client can rely on:
 """
 
 import os
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -36,6 +48,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from items_core.dynamodb_errors import answer
 from items_core.messages import change_from_stream_record
+from items_core.rows import owner_of
 from realtime.aws import management_api
 from realtime.connections import Connection, connection_store
 from realtime.settings import get_settings
@@ -52,6 +65,10 @@ _UNAVAILABLE_CODES = frozenset(
 )
 # What a record must leave of the invocation before one more call: one worst-case call and a margin.
 _MARGIN_SECONDS = 1.0
+# Owners served at once (each a thread posting to its connections; botocore's pool holds 10).
+OWNER_WORKERS = 8
+# Records delivered by this container, remembered so a retry of the batch skips them.
+DELIVERED_MEMORY = 10_000
 
 
 class ItemBlocked(Exception):
@@ -64,6 +81,41 @@ class OutOfTime(Exception):
 
 class ManagementApiUnavailable(Exception):
     """The Management API throttled, failed or did not answer: the record is retried."""
+
+
+class OwnerOutOfTime(Exception):
+    """This owner's changes used up their time in this invocation; the record is retried."""
+
+
+class DeliveredRecords:
+    """The stream records this container delivered (bounded; oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def add(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._seen[key] = None
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+@lru_cache
+def delivered_records() -> DeliveredRecords:
+    """This container's memory of delivered records (tests clear it)."""
+    return DeliveredRecords(DELIVERED_MEMORY)
+
+
+def _record_key(record: DynamoDBRecord) -> tuple[str, str]:
+    return str(record.raw_event.get("eventSourceARN")), str(
+        record.dynamodb.sequence_number if record.dynamodb else ""
+    )
 
 
 def _unavailable(error: Exception) -> bool:
@@ -85,15 +137,54 @@ def _item_of(record: DynamoDBRecord) -> tuple[str, str] | None:
 
 
 class Delivery:
-    """Posts the records of one batch; each owner's connections are looked up once per batch."""
+    """Posts the records of one batch, owners side by side; each owner's connections are looked up once."""
 
     def __init__(self, context: Any = None) -> None:
         self._connections: dict[str, list[Connection]] = {}
         self._failed_items: set[tuple[str, str]] = set()
         self._remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
         self._call_budget = get_settings().worst_case_call_seconds() + _MARGIN_SECONDS
+        self._owner_deadline: dict[str, float] = {}
+        self._outcomes: dict[tuple[str, str], Exception | None] = {}
+        self._lock = threading.Lock()
         self.post_failures = 0
         self.expired = 0
+
+    def run(self, records: list[dict[str, Any]]) -> None:
+        """Deliver a batch: each owner's records in order, the owners at the same time."""
+        by_owner: dict[str | None, list[DynamoDBRecord]] = {}
+        for raw in records:
+            record = DynamoDBRecord(raw)
+            item = _item_of(record)  # the partition names the owner, even of a record that cannot be read
+            by_owner.setdefault(owner_of(item[0]) if item else None, []).append(record)
+        management_api(), connection_store()  # made once, before the threads share them
+        with ThreadPoolExecutor(max_workers=OWNER_WORKERS) as pool:
+            for done in pool.map(self._run_owner, by_owner.items()):
+                self._outcomes.update(done)
+
+    def _run_owner(
+        self, owner_records: tuple[str | None, list[DynamoDBRecord]]
+    ) -> dict[tuple[str, str], Exception | None]:
+        owner, records = owner_records
+        if owner is not None:
+            self._owner_deadline[owner] = time.monotonic() + get_settings().owner_fanout_seconds
+        outcomes: dict[tuple[str, str], Exception | None] = {}
+        for record in records:
+            key = _record_key(record)
+            try:
+                if key not in delivered_records():
+                    self(record)
+                    delivered_records().add(key)
+                outcomes[key] = None
+            except Exception as error:  # reported for this record by outcome_of
+                outcomes[key] = error
+        return outcomes
+
+    def outcome_of(self, record: DynamoDBRecord) -> None:
+        """The record handler of Powertools' batch processor: raises what delivering the record raised."""
+        error = self._outcomes.get(_record_key(record))
+        if error is not None:
+            raise error
 
     def _of_owner(self, owner: str) -> list[Connection]:
         if owner not in self._connections:
@@ -135,6 +226,8 @@ class Delivery:
 
     def _post(self, owner: str, connection: Connection, connections: list[Connection], data: bytes) -> bool:
         self._before_call()
+        if time.monotonic() > self._owner_deadline.get(owner, float("inf")):
+            raise OwnerOutOfTime(f"this owner's changes took over {get_settings().owner_fanout_seconds} s")
         try:
             management_api().post_to_connection(ConnectionId=connection.connection_id, Data=data)
         except (ClientError, ConnectionError, HTTPClientError) as error:
@@ -145,7 +238,8 @@ class Delivery:
                 self._forget(owner, connection, connections)
                 logger.info("connection gone", extra={"connection_id": connection.connection_id})
             else:
-                self.post_failures += 1
+                with self._lock:
+                    self.post_failures += 1
                 logger.warning(
                     "posting to one connection failed; the others are still served",
                     extra={"connection_id": connection.connection_id, "error": code or type(error).__name__},
@@ -165,7 +259,8 @@ class Delivery:
             logger.warning("could not forget a connection", extra={"connection_id": connection.connection_id})
 
     def _close_expired(self, owner: str, connection: Connection, connections: list[Connection]) -> None:
-        self.expired += 1
+        with self._lock:
+            self.expired += 1
         self._forget(owner, connection, connections)
         self._before_call()
         try:  # closes the client's socket; it reconnects with a fresh token
@@ -187,8 +282,9 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """The Lambda entry point for the items table's stream (partial batch responses)."""
     delivery = Delivery(context)
     try:
+        delivery.run(event.get("Records") or [])
         return process_partial_response(
-            event=event, record_handler=delivery, processor=processor, context=context
+            event=event, record_handler=delivery.outcome_of, processor=processor, context=context
         )
     finally:
         delivery.publish_metrics()

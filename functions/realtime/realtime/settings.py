@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from items_core.aws_clients import worst_case_call_seconds
 from items_core.bearer import OwnerClaim
 from items_core.environment import from_environment
+from items_core.messages import MAX_CONNECTIONS_PER_OWNER
 from items_core.settings_errors import describe_settings_errors
 
 # API Gateway closes a WebSocket connection after 2 hours at most; a record
@@ -30,6 +31,14 @@ class RealtimeSettings(BaseModel):
     owner_claim: OwnerClaim = "sub"
     authorization_scope: str = Field(default="", description="the OAuth scope every token must carry")
     connection_ttl_seconds: int = Field(default=DEFAULT_CONNECTION_TTL_SECONDS, ge=7200, le=86400)
+    # One owner's open connections (template parameter MaxConnectionsPerOwner); $connect refuses more.
+    max_connections_per_owner: int = Field(
+        default=MAX_CONNECTIONS_PER_OWNER, ge=1, le=1000, description="an integer from 1 to 1000"
+    )
+    # The notifier's time for one owner's changes per invocation; the rest of them are retried.
+    owner_fanout_seconds: float = Field(
+        default=5.0, gt=0, le=50, description="seconds, above 0 and at most 50"
+    )
     # The notifier posts through the API Gateway Management API of the WebSocket stage.
     websocket_management_url: str | None = None
     # Retries and timeouts, sized to the functions' timeouts (see worst_case_call_seconds and
@@ -47,8 +56,8 @@ class RealtimeSettings(BaseModel):
         return worst_case_call_seconds(self.aws_max_attempts, self.aws_connect_timeout, self.aws_read_timeout)
 
     def connect_budget_seconds(self) -> float:
-        """The longest `$connect` can take: discovery and JWKS fetches, then one PutItem."""
-        return 2 * self.http_timeout + self.worst_case_call_seconds()
+        """The longest `$connect` can take: discovery and JWKS fetches, the owner's count, one PutItem."""
+        return 2 * self.http_timeout + 2 * self.worst_case_call_seconds()
 
     @field_validator("jwt_issuer")
     @classmethod

@@ -8,6 +8,7 @@ pong or an error from items_core.messages), so this function needs no
 permission to post to connections.
 """
 
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -15,11 +16,11 @@ from aws_lambda_powertools import Logger
 
 from items_core.bearer import bearer_token
 from items_core.dynamodb_errors import answer
-from items_core.messages import reply_to
+from items_core.messages import reply_to, too_many_connections
 from items_core.rows import owner_key_problem
 from realtime.connections import connection_store
 from realtime.settings import get_settings, require
-from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier
+from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier, VerifiedToken
 
 logger = Logger(service="items-realtime")
 MISSING_TOKEN = "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>"  # noqa: S105 - a message
@@ -79,10 +80,19 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
     if problem:
         body = f"the token's owner claim ({get_settings().owner_claim}) {problem}"
         return _refuse(event, 403, body, "owner id cannot be stored")
+    return _record(event, verified)
+
+
+def _record(event: dict[str, Any], verified: VerifiedToken) -> dict[str, Any]:
+    """Record the connection, unless its owner has as many open as allowed."""
+    connection_id = event["requestContext"]["connectionId"]
+    settings = get_settings()
+    store = connection_store()
     try:
-        connection_store().add(
-            verified.owner, connection_id, get_settings().connection_ttl_seconds, verified.expires_at
-        )
+        if store.count_open(verified.owner, int(time.time())) >= settings.max_connections_per_owner:
+            body = too_many_connections(settings.max_connections_per_owner)
+            return _refuse(event, 429, body, "owner at the connection limit")
+        store.add(verified.owner, connection_id, settings.connection_ttl_seconds, verified.expires_at)
     except Exception as error:
         if answer(error) is None:
             raise

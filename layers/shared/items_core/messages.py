@@ -12,6 +12,9 @@ documents in both places:
 - ``{"action": "ping"}`` from the client is answered ``{"type": "pong"}``;
   anything else (not JSON, no or unknown action, over 4 KB) is answered
   ``{"type": "error", "detail": "..."}`` and the connection stays open.
+- an owner has at most MAX_CONNECTIONS_PER_OWNER connections open (the deployed
+  default; template parameter MaxConnectionsPerOwner): one more is refused at
+  the handshake with 429 and ``too_many_connections``.
 """
 
 import json
@@ -25,6 +28,7 @@ from items_core.models import ItemPublic
 from items_core.rows import COUNTER_SK, is_live, item_from_row, owner_of
 
 MAX_CLIENT_MESSAGE_BYTES = 4096
+MAX_CONNECTIONS_PER_OWNER = 10
 ChangeType = Literal["item.created", "item.updated", "item.deleted"]
 
 
@@ -128,3 +132,8 @@ def reply_to(message: str | bytes | None) -> str:
         detail = f'unknown action {json.dumps(shown)}; the only action is "ping"'
         return _error(detail)
     return Pong().model_dump_json()
+
+
+def too_many_connections(limit: int) -> str:
+    """The refusal of a handshake beyond the owner's connection limit."""
+    return f"too many open connections: an owner may have {limit}; close one and retry"
