@@ -8,6 +8,7 @@ runtime folder standing in for the runtime's copy. They are built by the same Ma
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,9 @@ def child_env(paths: list[Path], handler: str, endpoint: str) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",  # Lambda's INIT phase, as Lambda sets it
+        # The per-owner limits work as deployed (a lease per doubling), never reached by one busy owner.
+        "OWNER_READS_PER_SECOND": "1000000",
+        "OWNER_WRITE_UNITS_PER_SECOND": "1000000",
     }
 
 
@@ -227,23 +232,102 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def local_load(seconds: float, concurrency: int) -> dict[str, float]:
-    """The server `make run` starts, under a bounded load from this process."""
+@contextlib.contextmanager
+def local_server(**settings: str) -> Iterator[str]:
+    """The server `make run` starts, with these settings; its base URL."""
     port = 8765
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "DYNAMODB_"))}
     env["PYTHONPATH"] = "functions/api:functions/upgrade:layers/shared"  # as the Makefile's DEV_PATH
     server = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "devtools.run", "--no-reload", "--port", str(port)],
         cwd=REPO_ROOT,
-        env=env,
+        env={**env, **settings},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        return asyncio.run(_load(f"http://127.0.0.1:{port}", seconds, concurrency))
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def local_load(seconds: float, concurrency: int) -> dict[str, float]:
+    """The server `make run` starts, under a bounded load of one owner (per-owner limits off)."""
+    with local_server(OWNER_READS_PER_SECOND="0", OWNER_WRITE_UNITS_PER_SECOND="0") as base:
+        return asyncio.run(_load(base, seconds, concurrency))
+
+
+def noisy_neighbour(seconds: float) -> dict[str, Any]:
+    """Bob's reads alone, then while alice floods reads and 20-tag writes, under the default limits."""
+    with local_server() as base:
+        return asyncio.run(_neighbours(base, seconds))
+
+
+async def _neighbours(base: str, seconds: float) -> dict[str, Any]:
+    import httpx2 as httpx
+
+    from devtools.dev_token import issue_local_token
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        await _wait_for(client)
+        bob = {"Authorization": f"Bearer {issue_local_token('bob')}"}
+        alice = {"Authorization": f"Bearer {issue_local_token('alice')}"}
+        path = (await client.post("/items", json={"name": "Lamp", "price": 1}, headers=bob)).headers[
+            "location"
+        ]
+        heavy = {"name": "Hose", "price": 1, "tags": [f"t{n}" for n in range(20)], "description": "x" * 1500}
+
+        async def bob_reads(until: float, latencies: list[float], errors: list[int]) -> None:
+            while time.perf_counter() < until:
+                start = time.perf_counter()
+                status = (await client.get(path, headers=bob)).status_code
+                latencies.append((time.perf_counter() - start) * 1000)
+                if status != 200:
+                    errors.append(status)
+                await asyncio.sleep(0.05)  # a calm client: about 20 reads a second, within its limit
+
+        async def alice_floods(until: float, statuses: list[int]) -> None:
+            n = 0
+            while time.perf_counter() < until:
+                n += 1
+                request = (
+                    client.post("/items", json=heavy, headers=alice)
+                    if n % 4 == 0
+                    else client.get("/items", headers=alice)
+                )
+                statuses.append((await request).status_code)
+
+        phases: dict[str, Any] = {}
+        for phase, flooders in (("calm", 0), ("flood", 6)):
+            latencies: list[float] = []
+            errors: list[int] = []
+            flood: list[int] = []
+            until = time.perf_counter() + seconds
+            await asyncio.gather(
+                bob_reads(until, latencies, errors), *(alice_floods(until, flood) for _ in range(flooders))
+            )
+            latencies.sort()
+            phases[phase] = {
+                "bob_requests": len(latencies),
+                "bob_p50_ms": latencies[len(latencies) // 2],
+                "bob_p99_ms": latencies[int(len(latencies) * 0.99)],
+                "bob_errors": len(errors),
+                "alice_requests": len(flood),
+                "alice_429": flood.count(429),
+            }
+    return phases
+
+
+async def _wait_for(client: Any) -> None:
+    import httpx2 as httpx
+
+    for _ in range(300):
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
 
 
 async def _load(base: str, seconds: float, concurrency: int) -> dict[str, float]:
@@ -254,12 +338,7 @@ async def _load(base: str, seconds: float, concurrency: int) -> dict[str, float]
     latencies: list[float] = []
     errors = 0
     async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
+        await _wait_for(client)
         headers = {"Authorization": f"Bearer {issue_local_token('load')}"}
         created = await client.post("/items", json={"name": "Widget", "price": 1}, headers=headers)
         path = created.headers["location"]
@@ -343,6 +422,7 @@ def measure(python313: str) -> dict[str, Any]:
     finally:
         server.stop()
     load = local_load(seconds=10, concurrency=8)
+    neighbours = noisy_neighbour(seconds=5)
     layer, shared, function = (tree_size(paths[name]) for name in ("layer-arm64", "shared", "function"))
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
@@ -368,6 +448,7 @@ def measure(python313: str) -> dict[str, Any]:
             "function": {"unzipped": function[0], "zipped": function[1]},
         },
         "local_load": load,
+        "noisy_neighbour": neighbours,
     }
     results["ratios"] = ratios(results)
     return results
@@ -423,6 +504,17 @@ def table(results: dict[str, Any]) -> str:
         f"{load['rps']:.0f} requests/s, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
         f"{load['errors']} errors in {load['requests']} requests.",
         "",
+        "Noisy neighbour (`make run`'s server, default per-owner limits; bob reads about 20 times a "
+        "second, then again while alice floods reads and 20-tag writes from 6 clients):",
+        "",
+        "| phase | bob requests | bob p50 ms | bob p99 ms | bob errors | alice requests | alice 429 |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {phase} | {row['bob_requests']} | {row['bob_p50_ms']:.1f} | {row['bob_p99_ms']:.1f} | "
+            f"{row['bob_errors']} | {row['alice_requests']} | {row['alice_429']} |"
+            for phase, row in results["noisy_neighbour"].items()
+        ),
+        "",
         "| target | limit | measured |",
         "|---|---|---|",
     ]
@@ -443,6 +535,9 @@ def check(results: dict[str, Any]) -> list[str]:
     ]
     if results["local_load"]["errors"]:
         missed.append(f"local load: {results['local_load']['errors']} errors")
+    for phase, row in results["noisy_neighbour"].items():
+        if row["bob_errors"]:
+            missed.append(f"noisy neighbour ({phase}): {row['bob_errors']} of bob's requests failed")
     return missed
 
 

@@ -43,6 +43,7 @@ def _clear_caches() -> None:
     dependencies.get_layout_client.cache_clear()
     dependencies.get_botocore_session.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
+    dependencies.get_owner_rates.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +95,10 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("DYNAMODB_CONNECT_TIMEOUT", "2")
     monkeypatch.setenv("DYNAMODB_READ_TIMEOUT", "5")
     monkeypatch.delenv("LOCAL_JWT_SECRET", raising=False)
+    # The per-owner rates (app/limits.py) are off, so counted calls are the routes' own;
+    # tests/test_owner_limits.py switches them on.
+    monkeypatch.setenv("OWNER_READS_PER_SECOND", "0")
+    monkeypatch.setenv("OWNER_WRITE_UNITS_PER_SECOND", "0")
     monkeypatch.delenv("API_BASE_PATH", raising=False)
     _clear_caches()
     yield

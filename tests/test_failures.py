@@ -9,7 +9,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.dependencies import get_dynamodb_client
-from app.settings import LAYOUT_READ_MAX_ATTEMPTS, MAX_AWS_CALLS_PER_REQUEST, Settings, get_settings
+from app.settings import (
+    LAYOUT_READ_MAX_ATTEMPTS,
+    MAX_AWS_CALLS_PER_REQUEST,
+    SINGLE_ATTEMPT_CALLS_PER_REQUEST,
+    Settings,
+    get_settings,
+)
 from devtools.template import load_template
 from items_core.aws_clients import worst_case_call_seconds
 from items_core.environment import from_environment
@@ -51,7 +57,7 @@ def test_the_templates_retry_budget_is_the_apps(monkeypatch: pytest.MonkeyPatch)
                 "ReadTimeout": settings.dynamodb_read_timeout,
             },
             {
-                "Count": 1,
+                "Count": SINGLE_ATTEMPT_CALLS_PER_REQUEST,
                 "MaxAttempts": LAYOUT_READ_MAX_ATTEMPTS,
                 "ConnectTimeout": settings.dynamodb_connect_timeout,
                 "ReadTimeout": settings.dynamodb_read_timeout,

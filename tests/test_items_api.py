@@ -408,18 +408,30 @@ def test_unexpected_failure_is_generic_500(
     assert getattr(logged[0], "request_id", "") == request_id
 
 
-_ITEM_BODY_WRITE = {"200", "401", "403", "404", "409", "412", "413", "415", "422", "500", "503"}
+_ITEM_BODY_WRITE = {"200", "401", "403", "404", "409", "412", "413", "415", "422", "429", "500", "503"}
 EXPECTED_STATUSES = {
     # 500: only a misconfigured function (every request reads the settings).
     ("/health", "get"): {"200", "500"},
-    # 413 on every item route (any body over the limit); 415 only where a body is read (POST, PUT,
+    # 413 and 429 (the owner's rate) on every item route; 415 only where a body is read (POST, PUT,
     # PATCH); 409 only with Idempotency-Key (writes); 403 for an owner id too long to store.
-    ("/items", "get"): {"200", "401", "403", "413", "422", "500", "503"},
-    ("/items", "post"): {"201", "401", "403", "409", "413", "415", "422", "500", "503"},
-    ("/items/{item_id}", "get"): {"200", "304", "401", "403", "404", "413", "422", "500", "503"},
+    ("/items", "get"): {"200", "401", "403", "413", "422", "429", "500", "503"},
+    ("/items", "post"): {"201", "401", "403", "409", "413", "415", "422", "429", "500", "503"},
+    ("/items/{item_id}", "get"): {"200", "304", "401", "403", "404", "413", "422", "429", "500", "503"},
     ("/items/{item_id}", "put"): _ITEM_BODY_WRITE,
     ("/items/{item_id}", "patch"): _ITEM_BODY_WRITE,
-    ("/items/{item_id}", "delete"): {"204", "401", "403", "404", "409", "412", "413", "422", "500", "503"},
+    ("/items/{item_id}", "delete"): {
+        "204",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "422",
+        "429",
+        "500",
+        "503",
+    },
 }
 
 

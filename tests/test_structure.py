@@ -29,6 +29,7 @@ LAYERS = {
     "app.observability": 1,
     "app.blocking": 1,
     "app.store": 2,
+    "app.limits": 2,
     "app.auth": 3,
     "app.preconditions": 3,
     "app.dependencies": 4,

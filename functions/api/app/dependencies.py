@@ -11,12 +11,14 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 
 from app.auth import authenticate
+from app.blocking import blocking
+from app.limits import Kind, OwnerRates, RateLimited, write_units
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
@@ -96,8 +98,40 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 @lru_cache
 def get_layout_client() -> "DynamoDBClient":
-    """The client that reads the items table's layout row: a single attempt (items_core/layout.py)."""
+    """The single-attempt client: reads of the layout row (items_core/layout.py) and rate leases
+    (app/limits.py), each of which a request may skip when it fails."""
     return cast("DynamoDBClient", aws_client("dynamodb", max_attempts=LAYOUT_READ_MAX_ATTEMPTS))
+
+
+@lru_cache
+def get_owner_rates() -> OwnerRates:
+    """This container's leases of each owner's request allowance."""
+    settings = get_settings()
+    per_second: dict[Kind, int] = {
+        "reads": settings.owner_reads_per_second,
+        "writes": settings.owner_write_units_per_second,
+    }
+    return OwnerRates(get_layout_client, settings.idempotency_table_name, per_second)
+
+
+async def charge_owner(request: Request, owner: str, body: bytes) -> None:
+    """Spend the request's cost of the owner's allowance (a read, or a write's units), else 429."""
+    rates = get_owner_rates()
+    kind: Kind = "reads" if request.method == "GET" else "writes"  # HEAD is routed as GET (app/edge.py)
+    if not rates.limited(kind):
+        return
+    cost = 1
+    if kind == "writes" and body:
+        try:
+            document = await request.json()
+        except ValueError:  # not JSON: FastAPI answers 422 next, having written nothing
+            document = None
+        tags = document.get("tags") if isinstance(document, dict) else None
+        cost = write_units(body, len(tags) if isinstance(tags, list) else 0)
+    try:
+        await blocking(rates.take, owner, kind, cost)
+    except RateLimited as error:
+        raise HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)}) from None
 
 
 @lru_cache

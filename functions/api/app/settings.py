@@ -13,9 +13,12 @@ from items_core.settings_errors import describe_settings_errors
 # to a tagged item: claim, the untagged attempt, the transaction, record). The capacity
 # tests hold every route to it; the template's RetryBudget declares it.
 MAX_AWS_CALLS_PER_REQUEST = 4
-# Plus at most one read of the items table's layout row (items_core/layout.py), with a
-# single attempt: when it fails the request goes on the way that is right for every layout.
+# Plus at most two calls of a single attempt each, which a request can do without: a read of the
+# items table's layout row (items_core/layout.py; when it fails the request goes on the way that
+# is right for every layout) and a lease of the owner's rate (app/limits.py; when it fails the
+# request goes through).
 LAYOUT_READ_MAX_ATTEMPTS = 1
+SINGLE_ATTEMPT_CALLS_PER_REQUEST = 2
 
 
 class Settings(BaseModel):
@@ -32,6 +35,11 @@ class Settings(BaseModel):
     dynamodb_endpoint_url: str | None = None
     owner_claim: OwnerClaim = "sub"
     api_base_path: str = ""
+    # Each owner's allowance (app/limits.py); 0 switches a limit off.
+    owner_reads_per_second: int = Field(default=50, ge=0, le=1_000_000, description="an integer from 0 up")
+    owner_write_units_per_second: int = Field(
+        default=50, ge=0, le=1_000_000, description="an integer from 0 up"
+    )
     # Retries and timeouts of every AWS call (items_core.aws_clients; the template's RetryBudget).
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
     dynamodb_connect_timeout: float = Field(

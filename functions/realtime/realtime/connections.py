@@ -65,10 +65,10 @@ class ConnectionStore:
             "Select": "COUNT",
             "ConsistentRead": True,
         }
-        count = 0
+        count: int = 0
         while True:
             response = self._client.query(**request)
-            count += response["Count"]
+            count += int(response["Count"])
             if "LastEvaluatedKey" not in response:
                 return count
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

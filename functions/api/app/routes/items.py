@@ -60,6 +60,13 @@ _COMMON: Responses = {
         ],
     ),
     413: documented_error("Request body over 16 KB (on any method).", TOO_LARGE),
+    429: documented_error(
+        "This owner's reads or write units for the current 10-second window are used up (template"
+        " parameters OwnerReadsPerSecond, OwnerWriteUnitsPerSecond); nothing was read or written;"
+        " retry after `Retry-After` seconds.",
+        "Too many requests: this owner may make 50 reads a second (averaged over 10 s); retry after 4 s",
+        headers=retry_after_header(),
+    ),
     500: documented_error("Unexpected failure (logged with the same request id).", "Internal Server Error"),
     503: documented_error(
         "DynamoDB is throttling or unavailable; retry after `Retry-After` seconds.",

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
-from app.dependencies import get_owner
+from app.dependencies import charge_owner, get_owner
 
 MAX_BODY_BYTES = 16 * 1024
 # No field takes a number this long; Python would refuse past 4,300 digits anyway,
@@ -176,7 +176,7 @@ class ExactJSONRoute(APIRoute):
         async def exact_json_handler(request: Request) -> Response:
             # Who calls comes first (401 before 413, 415 or 422), as API Gateway's authorizer
             # answers deployed; the route's owner dependency then reuses this answer.
-            await get_owner(request)
+            owner = await get_owner(request)
             body = await read_limited(request)  # every method: nothing reads more than the limit
             if reads_body:
                 problem = media_type_problem(request.headers.get("content-type"), accepted) if body else None
@@ -185,6 +185,7 @@ class ExactJSONRoute(APIRoute):
                     raise HTTPException(415, problem, headers=accept)
                 request = ExactJSONRequest(request, body)
             check_query_text(request.scope["query_string"])
+            await charge_owner(request, owner, body if reads_body else b"")
             return await handler(request)
 
         return exact_json_handler

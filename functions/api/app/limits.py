@@ -1,0 +1,136 @@
+"""Per-owner request rates that hold across containers: each owner's allowance per window, leased in DynamoDB.
+
+An owner may make ``reads_per_second x WINDOW_SECONDS`` reads and spend
+``write_units_per_second x WINDOW_SECONDS`` write units in each WINDOW_SECONDS
+window, wherever its requests land. The allowance is a counter row per owner,
+kind and window in the idempotency table (``pk`` ``rate <kind> <window> <owner>``,
+gone by TTL): a container leases part of it with one conditioned ``UpdateItem``
+(``ADD granted`` unless that passes the allowance) and spends the lease locally.
+The first lease of a window is what the request needs; each further lease in the
+same window doubles, up to 1/16 of the allowance. So a container's unspent lease,
+which no other container can use, is never larger than what it has spent, and the
+owner gets at least half its allowance however many containers serve it; an owner
+making one request now and then costs one small write per request and window.
+
+A lease that DynamoDB cannot answer (throttled, no reply) lets the request through:
+the limit protects the service, and a failing limiter must not take it down too.
+"""
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Kind = Literal["reads", "writes"]
+WINDOW_SECONDS = 10
+_MAX_LEASE_SHARE = 16  # a lease is at most 1/16 of a window's allowance
+_MAX_OWNERS = 10_000  # leases a container remembers before it forgets those of past windows
+
+
+def clock() -> float:
+    """The time windows are counted in (tests move it)."""
+    return time.time()
+
+
+class RateLimited(Exception):
+    """The owner has used this window's allowance: 429, with the seconds until the next window."""
+
+    def __init__(self, kind: Kind, per_second: int, retry_after: int) -> None:
+        unit = "reads" if kind == "reads" else "write units"
+        super().__init__(
+            f"Too many requests: this owner may make {per_second} {unit} a second "
+            f"(averaged over {WINDOW_SECONDS} s); retry after {retry_after} s"
+        )
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Lease:
+    window: int
+    left: int
+    size: int  # the last lease's size, which the next one in this window doubles; 0: the window is used up
+
+
+class OwnerRates:
+    """Leases of each owner's allowance for this container (thread-safe)."""
+
+    def __init__(
+        self,
+        client: "Callable[[], DynamoDBClient]",
+        table_name: str,
+        per_second: dict[Kind, int],
+    ) -> None:
+        self._make_client = client
+        self._table = table_name
+        self._per_second = per_second
+        self._leases: dict[tuple[str, Kind], _Lease] = {}
+        self._lock = threading.Lock()
+
+    def limited(self, kind: Kind) -> bool:
+        """Whether requests of this kind are limited (0 a second: not)."""
+        return self._per_second[kind] > 0
+
+    def take(self, owner: str, kind: Kind, cost: int = 1) -> None:
+        """Spend `cost` of the owner's allowance of `kind`, or raise RateLimited."""
+        if not self.limited(kind):
+            return
+        now = clock()
+        window = int(now // WINDOW_SECONDS)
+        allowance = self._per_second[kind] * WINDOW_SECONDS
+        cost = max(1, min(cost, allowance))  # one write larger than a window's allowance may go alone
+        retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        with self._lock:
+            lease = self._leases.get((owner, kind))
+            current = lease is not None and lease.window == window
+            if current and lease.left >= cost:  # type: ignore[union-attr]
+                lease.left -= cost  # type: ignore[union-attr]
+                return
+            if current and lease.size == 0:  # type: ignore[union-attr]
+                raise RateLimited(kind, self._per_second[kind], retry_after)  # used up: no call
+            size = 2 * lease.size if current else cost  # type: ignore[union-attr]
+            size = max(cost, min(size, allowance // _MAX_LEASE_SHARE))
+        granted = self._lease(owner, kind, window, size, allowance)
+        if granted == 0 and size > cost:
+            granted = self._lease(owner, kind, window, cost, allowance)
+        if granted == 0:
+            with self._lock:  # this container asks no more this window
+                self._leases[(owner, kind)] = _Lease(window, 0, 0)
+            raise RateLimited(kind, self._per_second[kind], retry_after)
+        with self._lock:
+            if len(self._leases) >= _MAX_OWNERS:
+                self._leases = {k: v for k, v in self._leases.items() if v.window == window}
+            self._leases[(owner, kind)] = _Lease(window, granted - cost, granted)
+
+    def _lease(self, owner: str, kind: Kind, window: int, size: int, allowance: int) -> int:
+        """Lease `size` of the window's allowance: `size`, or 0 when it does not fit (`size` on failure)."""
+        try:
+            self._make_client().update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"rate {kind} {window} {owner}"}},
+                UpdateExpression="ADD granted :size SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(granted) OR granted <= :room",
+                ExpressionAttributeValues={
+                    ":size": {"N": str(size)},
+                    ":room": {"N": str(allowance - size)},
+                    ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return 0
+            return size  # throttled or failing: let the request through (module docstring)
+        except BotoCoreError:
+            return size
+        return size
+
+
+def write_units(body: bytes, tags: int) -> int:
+    """A write's estimated cost in write units: its rows (the item and a copy per tag) x its KB."""
+    return (1 + tags) * max(1, math.ceil(len(body) / 1024))

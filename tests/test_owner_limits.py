@@ -1,0 +1,177 @@
+"""Per-owner limits (issue 23): each owner's reads and write units hold across containers, beyond
+them a 429 with Retry-After and nothing read, written or claimed; other owners are not slowed."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app import dependencies, limits
+from app.limits import WINDOW_SECONDS, OwnerRates
+from tests.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME
+from tests.faults import injected_faults
+
+Auth = Callable[[str], dict[str, str]]
+# The start of a window, ahead of the real clock: DynamoDB Local deletes rows past their TTL.
+START = float((int(time.time()) // WINDOW_SECONDS + 1000) * WINDOW_SECONDS)
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The limiter's clock, fixed at the start of a window; tests move it."""
+    moment = [START]
+    monkeypatch.setattr(limits, "clock", lambda: moment[0])
+    return moment
+
+
+@pytest.fixture
+def limited(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
+    """2 reads and 3 write units a second per owner: 20 reads and 30 units a window."""
+    monkeypatch.setenv("OWNER_READS_PER_SECOND", "2")
+    monkeypatch.setenv("OWNER_WRITE_UNITS_PER_SECOND", "3")
+
+
+def _items(dynamodb: Any, owner: str) -> int:
+    rows = dynamodb.scan(TableName=TABLE_NAME)["Items"]  # a test-side look at the whole table
+    return sum(1 for row in rows if row["pk"]["S"].endswith(owner) and "name" in row)
+
+
+def test_reads_beyond_the_owners_rate_are_429_and_other_owners_are_served(
+    limited: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    answers = [client.get("/items", headers=auth("alice")).status_code for _ in range(20)]
+    assert answers == [200] * 20
+    refused = client.get("/items/1", headers=auth("alice"))
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == str(WINDOW_SECONDS)
+    assert refused.json() == {
+        "detail": "Too many requests: this owner may make 2 reads a second (averaged over 10 s); "
+        f"retry after {WINDOW_SECONDS} s"
+    }
+    assert client.head("/items", headers=auth("alice")).status_code == 429  # HEAD is a read
+    # Another owner has an allowance of its own.
+    assert [client.get("/items", headers=auth("bob")).status_code for _ in range(20)] == [200] * 20
+    now[0] += 7
+    assert client.get("/items", headers=auth("alice")).headers["retry-after"] == "3"
+    now[0] += 3  # the next window
+    assert client.get("/items", headers=auth("alice")).status_code == 200
+
+
+def test_writes_are_weighed_by_their_rows_and_size_and_a_refused_one_writes_nothing(
+    limited: None, now: list[float], client: TestClient, auth: Auth, dynamodb: Any
+) -> None:
+    plain = {"name": "Lamp", "price": 1}
+    heavy = {"name": "Hose", "price": 1, "tags": [f"t{n}" for n in range(20)], "description": "x" * 1500}
+    # 20 tags in a 2 KB body: 21 rows x 2 KB = 42 units, over a whole window's 30; it may go alone.
+    assert client.post("/items", json=heavy, headers=auth("alice")).status_code == 201
+    keyed = {**auth("alice"), "Idempotency-Key": "lamp-1"}
+    refused = client.post("/items", json=plain, headers=keyed)
+    assert refused.status_code == 429
+    assert "3 write units a second" in refused.json()["detail"]
+    assert _items(dynamodb, "alice") == 1  # nothing written
+    assert client.delete("/items/1", headers=auth("alice")).status_code == 429
+    assert _items(dynamodb, "alice") == 1
+    # Plain writes of another owner are 1 unit each: 30 in the window.
+    statuses = [client.post("/items", json=plain, headers=auth("bob")).status_code for _ in range(31)]
+    assert statuses == [201] * 30 + [429]
+    now[0] += WINDOW_SECONDS
+    # The key was never claimed by the refused request: its first answer comes now.
+    assert client.post("/items", json=plain, headers=keyed).status_code == 201
+    assert client.post("/items", json=plain, headers=keyed).headers["idempotent-replayed"] == "true"
+
+
+def test_the_allowance_holds_across_containers(limited: None, now: list[float], dynamodb: Any) -> None:
+    # Two containers serving one owner, turn about: together they never pass the window's
+    # allowance, and their unspent leases never cost the owner more than a few requests.
+    containers = [
+        OwnerRates(lambda: dynamodb, IDEMPOTENCY_TABLE_NAME, {"reads": 10, "writes": 10}) for _ in range(2)
+    ]
+    granted = 0
+    for turn in range(150):
+        try:
+            containers[turn % 2].take("alice", "reads")
+            granted += 1
+        except limits.RateLimited:
+            pass
+    allowance = 10 * WINDOW_SECONDS
+    assert allowance - 2 * (allowance // 16) <= granted <= allowance
+
+
+def test_a_lease_dynamodb_cannot_answer_lets_the_request_through(
+    limited: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    with injected_faults(dependencies.get_layout_client()) as faults:
+        faults.decide = lambda operation: "throttle" if operation == "UpdateItem" else None
+        assert [client.get("/items", headers=auth("alice")).status_code for _ in range(25)] == [200] * 25
+        assert faults.counts["throttle"] >= 25  # every lease refused, one attempt each
+
+
+@pytest.fixture
+def deployed_defaults(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
+    monkeypatch.delenv("OWNER_READS_PER_SECOND")
+    monkeypatch.delenv("OWNER_WRITE_UNITS_PER_SECOND")
+
+
+def test_what_the_limits_cost(
+    deployed_defaults: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    # As deployed (50 reads a second): leases double within a window, so the first read costs one
+    # small write and 20 reads cost 5 (1 + 2 + 4 + 8 + 16 reads leased).
+    leases: list[int] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params["TableName"] == IDEMPOTENCY_TABLE_NAME:
+            leases.append(int(params["ExpressionAttributeValues"][":size"]["N"]))
+
+    client.get("/health")  # settings and clients made
+    dependencies.get_layout_client().meta.events.register("provide-client-params.dynamodb.UpdateItem", record)
+    client.get("/items", headers=auth("alice"))
+    assert leases == [1]
+    for _ in range(19):
+        client.get("/items", headers=auth("alice"))
+    assert leases == [1, 2, 4, 8, 16]
+
+
+def test_an_owner_past_its_allowance_costs_no_more_calls(
+    limited: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    # A flood past the allowance is refused by the container itself until the window ends.
+    calls: list[str] = []
+    client.get("/health")
+    dependencies.get_layout_client().meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params["TableName"])
+    )
+    answers = [client.get("/items", headers=auth("alice")).status_code for _ in range(60)]
+    assert answers == [200] * 20 + [429] * 40
+    assert len(calls) <= 21  # at most one lease per granted read (2 reads a second: leases of 1), one refused
+
+
+def test_a_flood_by_one_owner_leaves_another_owners_work_untouched(
+    limited: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    # The noisy neighbour: alice floods reads and heavily tagged writes; bob works normally.
+    heavy = {"name": "Hose", "price": 1, "tags": [f"t{n}" for n in range(20)]}
+    alice = [client.post("/items", json=heavy, headers=auth("alice")).status_code for _ in range(10)]
+    alice += [client.get("/items", headers=auth("alice")).status_code for _ in range(40)]
+    assert 429 in alice
+    headers = auth("bob")
+    created = client.post("/items", json={"name": "Lamp", "price": 3, "tags": ["home"]}, headers=headers)
+    path = f"/items/{created.json()['id']}"
+    answers = [
+        created.status_code,
+        client.get(path, headers=headers).status_code,
+        client.get("/items?tag=home", headers=headers).status_code,
+        client.patch(path, json={"price": 4}, headers=headers).status_code,
+        client.delete(path, headers=headers).status_code,
+    ]
+    assert answers == [201, 200, 200, 200, 204]
+
+
+@pytest.mark.parametrize("body", [b"\xff<\xfe", b'{"name": "a", "price": 1', b"[]", b'{"tags": 5}'])
+def test_a_body_that_is_not_an_item_is_weighed_without_failing(
+    limited: None, now: list[float], client: TestClient, auth: Auth, body: bytes
+) -> None:
+    headers = {**auth("alice"), "Content-Type": "application/json", "Idempotency-Key": "k"}
+    assert client.post("/items", content=body, headers=headers).status_code == 422
