@@ -6,11 +6,14 @@ window, wherever its requests land. The allowance is a counter row per owner,
 kind and window in the idempotency table (``pk`` ``rate <kind> <window> <owner>``,
 gone by TTL): a container leases part of it with one conditioned ``UpdateItem``
 (``ADD granted`` unless that passes the allowance) and spends the lease locally.
-The first lease of a window is what the request needs; each further lease in the
-same window doubles, up to 1/16 of the allowance. So a container's unspent lease,
-which no other container can use, is never larger than what it has spent, and the
-owner gets at least half its allowance however many containers serve it; an owner
-making one request now and then costs one small write per request and window.
+A container serves an owner's first request of a window on credit (no call) and
+adds it to its first lease, which is what the next request needs; each further
+lease in the same window doubles, up to 1/16 of the allowance. So a container's
+unspent lease, which no other container can use, is never larger than what it has
+spent: the owner gets at least half its allowance however many containers serve
+it, and passes it by at most the one credited request per container and window.
+An owner making one request now and then costs no call at all. Once a lease is
+refused, the container refuses that owner until the window ends, without a call.
 
 A lease that DynamoDB cannot answer (throttled, no reply) lets the request through:
 the limit protects the service, and a failing limiter must not take it down too.
@@ -54,8 +57,10 @@ class RateLimited(Exception):
 @dataclass
 class _Lease:
     window: int
-    left: int
-    size: int  # the last lease's size, which the next one in this window doubles; 0: the window is used up
+    left: int = 0  # leased, not yet spent
+    size: int = 0  # the last lease's size, which the next one in this window doubles
+    owed: int = 0  # spent on credit, added to the next lease
+    used_up: bool = False  # a lease was refused: no more calls this window
 
 
 class OwnerRates:
@@ -84,29 +89,34 @@ class OwnerRates:
         now = clock()
         window = int(now // WINDOW_SECONDS)
         allowance = self._per_second[kind] * WINDOW_SECONDS
+        largest = max(1, allowance // _MAX_LEASE_SHARE)
         cost = max(1, min(cost, allowance))  # one write larger than a window's allowance may go alone
         retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
         with self._lock:
             lease = self._leases.get((owner, kind))
-            current = lease is not None and lease.window == window
-            if current and lease.left >= cost:  # type: ignore[union-attr]
-                lease.left -= cost  # type: ignore[union-attr]
+            if lease is None or lease.window != window:
+                if len(self._leases) >= _MAX_OWNERS:
+                    self._leases = {k: v for k, v in self._leases.items() if v.window == window}
+                if cost <= largest:  # the window's first request here goes on credit: no call
+                    self._leases[(owner, kind)] = _Lease(window, owed=cost)
+                    return
+                lease = self._leases[(owner, kind)] = _Lease(window)
+            if lease.used_up:
+                raise RateLimited(kind, self._per_second[kind], retry_after)
+            if lease.left >= cost:
+                lease.left -= cost
                 return
-            if current and lease.size == 0:  # type: ignore[union-attr]
-                raise RateLimited(kind, self._per_second[kind], retry_after)  # used up: no call
-            size = 2 * lease.size if current else cost  # type: ignore[union-attr]
-            size = max(cost, min(size, allowance // _MAX_LEASE_SHARE))
-        granted = self._lease(owner, kind, window, size, allowance)
+            size = max(cost, min(2 * lease.size or 1, largest))
+            owed = lease.owed
+        granted = self._lease(owner, kind, window, owed + size, allowance)
         if granted == 0 and size > cost:
-            granted = self._lease(owner, kind, window, cost, allowance)
-        if granted == 0:
-            with self._lock:  # this container asks no more this window
-                self._leases[(owner, kind)] = _Lease(window, 0, 0)
-            raise RateLimited(kind, self._per_second[kind], retry_after)
+            granted = self._lease(owner, kind, window, owed + cost, allowance)
         with self._lock:
-            if len(self._leases) >= _MAX_OWNERS:
-                self._leases = {k: v for k, v in self._leases.items() if v.window == window}
-            self._leases[(owner, kind)] = _Lease(window, granted - cost, granted)
+            if granted == 0:
+                lease.used_up = True  # what was spent on credit is not counted: one request at most
+                raise RateLimited(kind, self._per_second[kind], retry_after)
+            lease.size, lease.owed = granted - owed, 0
+            lease.left = lease.size - cost
 
     def _lease(self, owner: str, kind: Kind, window: int, size: int, allowance: int) -> int:
         """Lease `size` of the window's allowance: `size`, or 0 when it does not fit (`size` on failure)."""
