@@ -57,9 +57,8 @@ def dev_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(dev_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Server, str, int]]:
-    """The same command `make run` runs (autoreload included), on free ports."""
+def _start(dev_env: dict[str, str], log: Path) -> tuple[Server, str, int]:
+    """`make run` on free ports, serving /health; AddressInUse when another process took a port first."""
     port, dynamodb_port = free_port(), free_port()
     process = run_module(
         "devtools.run",
@@ -69,26 +68,52 @@ def server(dev_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Server, st
         str(dynamodb_port),
         "--in-memory",  # never the developer's own data in .local/
         env=dev_env,
-        log=tmp_path / "make-run.log",
+        log=log,
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        if process.poll() is not None:
+            output = process.log.read_text(encoding="utf-8")
+            if "Address already in use" in output:  # a free port is free until someone binds it
+                raise AddressInUse(output)
+            raise AssertionError(output)
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return process, base, dynamodb_port
+        except httpx.TransportError:
+            pass
+        if time.monotonic() >= deadline:
+            _stop(process)
+            raise AssertionError("make run did not serve /health in time")
+        time.sleep(0.2)
+
+
+class AddressInUse(Exception):
+    """The server lost one of its free ports to another process before binding it."""
+
+
+def _stop(process: Server) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture
+def server(dev_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Server, str, int]]:
+    """The same command `make run` runs (autoreload included), on free ports."""
+    for attempt in range(3):
+        try:
+            process, base, dynamodb_port = _start(dev_env, tmp_path / f"make-run-{attempt}.log")
+            break
+        except AddressInUse:
+            if attempt == 2:
+                raise
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.log.read_text(encoding="utf-8")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "make run did not serve /health in time"
-            time.sleep(0.2)
         yield process, base, dynamodb_port
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _stop(process)
