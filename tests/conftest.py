@@ -99,6 +99,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # tests/test_owner_limits.py switches them on.
     monkeypatch.setenv("OWNER_READS_PER_SECOND", "0")
     monkeypatch.setenv("OWNER_WRITE_UNITS_PER_SECOND", "0")
+    monkeypatch.setenv("OWNER_IDEMPOTENCY_KEYS_PER_HOUR", "0")
     monkeypatch.delenv("API_BASE_PATH", raising=False)
     _clear_caches()
     yield

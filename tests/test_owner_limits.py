@@ -86,7 +86,7 @@ def test_the_allowance_holds_across_containers(limited: None, now: list[float], 
     # Two containers serving one owner, turn about: together they never pass the window's
     # allowance, and their unspent leases never cost the owner more than a few requests.
     containers = [
-        OwnerRates(lambda: dynamodb, IDEMPOTENCY_TABLE_NAME, {"reads": 10, "writes": 10}) for _ in range(2)
+        OwnerRates(lambda: dynamodb, IDEMPOTENCY_TABLE_NAME, {"reads": 100, "writes": 100}) for _ in range(2)
     ]
     granted = 0
     for turn in range(150):
@@ -114,6 +114,7 @@ def test_a_lease_dynamodb_cannot_answer_lets_the_request_through(
 def deployed_defaults(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
     monkeypatch.delenv("OWNER_READS_PER_SECOND")
     monkeypatch.delenv("OWNER_WRITE_UNITS_PER_SECOND")
+    monkeypatch.delenv("OWNER_IDEMPOTENCY_KEYS_PER_HOUR")
 
 
 def test_what_the_limits_cost(
@@ -177,3 +178,38 @@ def test_a_body_that_is_not_an_item_is_weighed_without_failing(
 ) -> None:
     headers = {**auth("alice"), "Content-Type": "application/json", "Idempotency-Key": "k"}
     assert client.post("/items", content=body, headers=headers).status_code == 422
+
+
+@pytest.fixture
+def few_keys(monkeypatch: pytest.MonkeyPatch, environment: None) -> None:
+    monkeypatch.setenv("OWNER_IDEMPOTENCY_KEYS_PER_HOUR", "3")
+
+
+def test_idempotency_keys_beyond_the_owners_hourly_allowance_are_429_and_store_nothing(
+    few_keys: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    # Each Idempotency-Key request may store a record for a day: the hourly allowance bounds them.
+    plain = {"name": "Lamp", "price": 1}
+    for number in range(3):
+        keyed = {**auth("alice"), "Idempotency-Key": f"k{number}"}
+        assert client.post("/items", json=plain, headers=keyed).status_code == 201
+    refused = client.post("/items", json=plain, headers={**auth("alice"), "Idempotency-Key": "k3"})
+    assert refused.status_code == 429
+    assert refused.json()["detail"].startswith(
+        "Too many Idempotency-Key requests: this owner may send 3 an hour"
+    )
+    retry_after = int(refused.headers["retry-after"])
+    assert 1 <= retry_after <= 3600
+    assert [item["name"] for item in client.get("/items", headers=auth("alice")).json()["items"]] == [
+        "Lamp"
+    ] * 3
+    # Without a key the owner writes on; another owner has keys of its own.
+    assert client.post("/items", json=plain, headers=auth("alice")).status_code == 201
+    assert (
+        client.post("/items", json=plain, headers={**auth("bob"), "Idempotency-Key": "k3"}).status_code == 201
+    )
+    now[0] += retry_after  # the next hour: the refused key's first answer
+    assert (
+        client.post("/items", json=plain, headers={**auth("alice"), "Idempotency-Key": "k3"}).status_code
+        == 201
+    )

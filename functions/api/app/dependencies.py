@@ -18,7 +18,7 @@ from pydantic import BeforeValidator
 
 from app.auth import authenticate
 from app.blocking import blocking
-from app.limits import Kind, OwnerRates, RateLimited, write_units
+from app.limits import WINDOWS, Kind, OwnerRates, RateLimited, write_units
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
@@ -107,11 +107,17 @@ def get_layout_client() -> "DynamoDBClient":
 def get_owner_rates() -> OwnerRates:
     """This container's leases of each owner's request allowance."""
     settings = get_settings()
-    per_second: dict[Kind, int] = {
-        "reads": settings.owner_reads_per_second,
-        "writes": settings.owner_write_units_per_second,
+    per_window: dict[Kind, int] = {
+        "reads": settings.owner_reads_per_second * WINDOWS["reads"],
+        "writes": settings.owner_write_units_per_second * WINDOWS["writes"],
+        "keys": settings.owner_idempotency_keys_per_hour,
     }
-    return OwnerRates(get_layout_client, settings.idempotency_table_name, per_second)
+    return OwnerRates(get_layout_client, settings.idempotency_table_name, per_window)
+
+
+def too_many(error: RateLimited) -> HTTPException:
+    """The 429 of a used-up allowance."""
+    return HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)})
 
 
 async def charge_owner(request: Request, owner: str, body: bytes) -> None:
@@ -131,7 +137,7 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
     try:
         await blocking(rates.take, owner, kind, cost)
     except RateLimited as error:
-        raise HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)}) from None
+        raise too_many(error) from None
 
 
 @lru_cache

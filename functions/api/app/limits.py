@@ -1,8 +1,8 @@
 """Per-owner request rates that hold across containers: each owner's allowance per window, leased in DynamoDB.
 
-An owner may make ``reads_per_second x WINDOW_SECONDS`` reads and spend
-``write_units_per_second x WINDOW_SECONDS`` write units in each WINDOW_SECONDS
-window, wherever its requests land. The allowance is a counter row per owner,
+An owner may make so many reads and spend so many write units in each
+WINDOW_SECONDS window, and send so many ``Idempotency-Key`` requests an hour
+(each may store a record for 24 h), wherever its requests land. The allowance is a counter row per owner,
 kind and window in the idempotency table (``pk`` ``rate <kind> <window> <owner>``,
 gone by TTL): a container leases part of it with one conditioned ``UpdateItem``
 (``ADD granted`` unless that passes the allowance) and spends the lease locally.
@@ -31,8 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Kind = Literal["reads", "writes"]
+Kind = Literal["reads", "writes", "keys"]
 WINDOW_SECONDS = 10
+WINDOWS: dict[Kind, int] = {"reads": WINDOW_SECONDS, "writes": WINDOW_SECONDS, "keys": 3600}
 _MAX_LEASE_SHARE = 16  # a lease is at most 1/16 of a window's allowance
 _MAX_OWNERS = 10_000  # leases a container remembers before it forgets those of past windows
 
@@ -45,12 +46,19 @@ def clock() -> float:
 class RateLimited(Exception):
     """The owner has used this window's allowance: 429, with the seconds until the next window."""
 
-    def __init__(self, kind: Kind, per_second: int, retry_after: int) -> None:
-        unit = "reads" if kind == "reads" else "write units"
-        super().__init__(
-            f"Too many requests: this owner may make {per_second} {unit} a second "
-            f"(averaged over {WINDOW_SECONDS} s); retry after {retry_after} s"
-        )
+    def __init__(self, kind: Kind, allowance: int, retry_after: int) -> None:
+        if kind == "keys":
+            message = (
+                f"Too many Idempotency-Key requests: this owner may send {allowance} an hour "
+                f"(each keeps a record for 24 h); retry after {retry_after} s"
+            )
+        else:
+            unit = "reads" if kind == "reads" else "write units"
+            message = (
+                f"Too many requests: this owner may make {allowance // WINDOW_SECONDS} {unit} a second "
+                f"(averaged over {WINDOW_SECONDS} s); retry after {retry_after} s"
+            )
+        super().__init__(message)
         self.retry_after = retry_after
 
 
@@ -70,28 +78,29 @@ class OwnerRates:
         self,
         client: "Callable[[], DynamoDBClient]",
         table_name: str,
-        per_second: dict[Kind, int],
+        per_window: dict[Kind, int],
     ) -> None:
         self._make_client = client
         self._table = table_name
-        self._per_second = per_second
+        self._per_window = per_window  # each kind's allowance per window of WINDOWS[kind] seconds
         self._leases: dict[tuple[str, Kind], _Lease] = {}
         self._lock = threading.Lock()
 
     def limited(self, kind: Kind) -> bool:
         """Whether requests of this kind are limited (0 a second: not)."""
-        return self._per_second[kind] > 0
+        return self._per_window.get(kind, 0) > 0
 
     def take(self, owner: str, kind: Kind, cost: int = 1) -> None:
         """Spend `cost` of the owner's allowance of `kind`, or raise RateLimited."""
         if not self.limited(kind):
             return
         now = clock()
-        window = int(now // WINDOW_SECONDS)
-        allowance = self._per_second[kind] * WINDOW_SECONDS
+        seconds = WINDOWS[kind]
+        window = int(now // seconds)
+        allowance = self._per_window[kind]
         largest = max(1, allowance // _MAX_LEASE_SHARE)
         cost = max(1, min(cost, allowance))  # one write larger than a window's allowance may go alone
-        retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        retry_after = max(1, math.ceil((window + 1) * seconds - now))
         with self._lock:
             lease = self._leases.get((owner, kind))
             if lease is None or lease.window != window:
@@ -102,7 +111,7 @@ class OwnerRates:
                     return
                 lease = self._leases[(owner, kind)] = _Lease(window)
             if lease.used_up:
-                raise RateLimited(kind, self._per_second[kind], retry_after)
+                raise RateLimited(kind, allowance, retry_after)
             if lease.left >= cost:
                 lease.left -= cost
                 return
@@ -114,7 +123,7 @@ class OwnerRates:
         with self._lock:
             if granted == 0:
                 lease.used_up = True  # what was spent on credit is not counted: one request at most
-                raise RateLimited(kind, self._per_second[kind], retry_after)
+                raise RateLimited(kind, allowance, retry_after)
             lease.size, lease.owed = granted - owed, 0
             lease.left = lease.size - cost
 
@@ -129,7 +138,7 @@ class OwnerRates:
                 ExpressionAttributeValues={
                     ":size": {"N": str(size)},
                     ":room": {"N": str(allowance - size)},
-                    ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
+                    ":expires": {"N": str((window + 2) * WINDOWS[kind])},
                 },
             )
         except ClientError as error:

@@ -22,7 +22,8 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.blocking import blocking
-from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader
+from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader, get_owner_rates, too_many
+from app.limits import RateLimited
 from app.observability import get_logger
 from app.routes.request_body import ExactJSONRoute
 from app.settings import get_settings
@@ -96,6 +97,10 @@ async def idempotency_key(
         key = key[1:-1]
     if len(key) > records.MAX_KEY_LENGTH:
         _key_error(f"Idempotency-Key must be at most {records.MAX_KEY_LENGTH} characters", "string_too_long")
+    try:  # each key's record is stored for a day: the owner's hourly allowance bounds them
+        await blocking(get_owner_rates().take, owner, "keys")
+    except RateLimited as error:
+        raise too_many(error) from None
     body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else b""
     fingerprint = hashlib.sha256(
         request.headers.get("if-match", "").encode("latin-1") + b"\n" + body

@@ -61,8 +61,9 @@ _COMMON: Responses = {
     ),
     413: documented_error("Request body over 16 KB (on any method).", TOO_LARGE),
     429: documented_error(
-        "This owner's reads or write units for the current 10-second window are used up (template"
-        " parameters OwnerReadsPerSecond, OwnerWriteUnitsPerSecond); nothing was read or written;"
+        "This owner's reads or write units for the current 10-second window, or its Idempotency-Key"
+        " requests for the hour, are used up (template parameters OwnerReadsPerSecond,"
+        " OwnerWriteUnitsPerSecond, OwnerIdempotencyKeysPerHour); nothing was read or written;"
         " retry after `Retry-After` seconds.",
         "Too many requests: this owner may make 50 reads a second (averaged over 10 s); retry after 4 s",
         headers=retry_after_header(),
