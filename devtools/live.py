@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth import NotAuthenticated, OwnerNotUsable, authenticate
+from app.auth import Forbidden, NotAuthenticated, authenticate
 from app.observability import get_logger
 from app.settings import get_settings
 from items_core.aws_clients import botocore_session
@@ -234,7 +234,7 @@ async def live_changes(websocket: WebSocket) -> None:
     token = _token(websocket)
     try:
         owner = authenticate(websocket.scope, token) if token else None
-    except OwnerNotUsable as error:
+    except Forbidden as error:
         await _refuse(websocket, 403, str(error))
         return
     except NotAuthenticated:

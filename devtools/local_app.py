@@ -8,11 +8,11 @@ import os
 
 from fastapi import FastAPI
 
-from app.auth import TokenVerifier
+from app.auth import Forbidden, TokenVerifier
 from app.main import create_app
 from app.settings import get_settings
 from devtools import live
-from devtools.local_auth import MIN_SECRET_LENGTH, verify_token
+from devtools.local_auth import MIN_SECRET_LENGTH, InsufficientScope, verify_token
 
 
 def local_token_verifier(secret: str) -> TokenVerifier:
@@ -21,7 +21,10 @@ def local_token_verifier(secret: str) -> TokenVerifier:
         raise ValueError(f"LOCAL_JWT_SECRET must have at least {MIN_SECRET_LENGTH} characters")
 
     def verify(token: str) -> str | None:
-        return verify_token(secret, token, owner_claim=get_settings().owner_claim)
+        try:
+            return verify_token(secret, token, owner_claim=get_settings().owner_claim)
+        except InsufficientScope as error:
+            raise Forbidden(str(error)) from None
 
     return verify
 

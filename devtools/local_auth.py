@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 
 from devtools.template import load_template
+from items_core.bearer import granted_scopes
 
 ISSUER = "items-api-local"
 AUDIENCE = "items-api-local"
@@ -38,8 +39,13 @@ def issue_token(
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm=ALGORITHM)
 
 
+class InsufficientScope(Exception):
+    """A valid token that is not an access token with the API's scope (API Gateway answers 403)."""
+
+
 def verify_token(secret: str, token: str, *, owner_claim: str = "sub") -> str | None:
-    """The owner named by a valid access token with the API's scope, else None (as API Gateway's 401)."""
+    """The owner named by a valid access token with the API's scope; None for an invalid token (401),
+    InsufficientScope for a valid one without the scope (403), as API Gateway answers them."""
     try:
         claims = jwt.decode(
             token,
@@ -51,8 +57,9 @@ def verify_token(secret: str, token: str, *, owner_claim: str = "sub") -> str | 
         )
     except jwt.PyJWTError:
         return None
-    scopes = str(claims.get("scope", "")).split()
-    if claims.get("token_use", "access") != "access" or SCOPE not in scopes:
-        return None
+    if claims.get("token_use", "access") != "access" or SCOPE not in granted_scopes(claims):
+        raise InsufficientScope(
+            f"The token is not an access token with the scope {SCOPE} (an ID token carries none)"
+        )
     owner = claims.get(owner_claim)
     return owner if isinstance(owner, str) and owner else None

@@ -13,6 +13,8 @@ from urllib.parse import unquote_plus
 
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[\w.~+/%-]+=*")
+# A JWT under any other name: base64url header (starting {"), payload and signature.
+_JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
 
 
 def _decoded(name: str) -> str:
@@ -29,8 +31,8 @@ def _parameter(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with every token value (a query parameter named *token, or a bearer credential) replaced."""
-    return _BEARER.sub(r"\1<redacted>", _QUERY_PARAMETER.sub(_parameter, text))
+    """`text` with every token replaced: a query parameter named *token, a bearer credential, any JWT."""
+    return _JWT.sub("<redacted>", _BEARER.sub(r"\1<redacted>", _QUERY_PARAMETER.sub(_parameter, text)))
 
 
 class RedactTokens(logging.Filter):

@@ -21,6 +21,10 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
         f"/ws?x=1&to%6Ben={TOKEN}",
         f"/ws?%2574oken={TOKEN}",
         f"/ws?token+={TOKEN}",
+        # A JWT under a name the server does not read is still a credential.
+        f"/ws?jwt={TOKEN}",
+        f"/ws?token%00={TOKEN}",
+        f"/ws?%EF%BD%94oken={TOKEN}",
         f"Authorization: Bearer {TOKEN}",
         f"authorization: bearer {TOKEN}==",
     ],

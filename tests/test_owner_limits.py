@@ -213,3 +213,43 @@ def test_idempotency_keys_beyond_the_owners_hourly_allowance_are_429_and_store_n
         client.post("/items", json=plain, headers={**auth("alice"), "Idempotency-Key": "k3"}).status_code
         == 201
     )
+
+
+def _rates(dynamodb: Any, reads_per_window: int) -> OwnerRates:
+    return OwnerRates(lambda: dynamodb, IDEMPOTENCY_TABLE_NAME, {"reads": reads_per_window, "writes": 0})
+
+
+def _spend(rates: OwnerRates, cost: int, times: int) -> int:
+    served = 0
+    for _ in range(times):
+        try:
+            rates.take("alice", "reads", cost)
+            served += 1
+        except limits.RateLimited:
+            pass
+    return served
+
+
+def test_what_a_lease_leaves_over_is_kept_for_the_next_request(now: list[float], dynamodb: Any) -> None:
+    # Writes of 21 units against 500 a window: all but the last partial write's worth is usable.
+    served = _spend(_rates(dynamodb, 500), 21, 30)
+    assert served == 500 // 21
+
+
+def test_a_refused_large_request_does_not_refuse_smaller_ones_that_fit(
+    now: list[float], dynamodb: Any
+) -> None:
+    rates = _rates(dynamodb, 500)
+    assert _spend(rates, 336, 2) == 1  # the second does not fit
+    assert _spend(rates, 1, 1) == 1  # 164 units are left: a small request goes through
+    assert _spend(rates, 336, 1) == 0  # and the large one is refused without asking again
+
+
+def test_concurrent_requests_in_one_container_lose_no_lease(now: list[float], dynamodb: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rates = _rates(dynamodb, 500)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        served = sum(pool.map(lambda _: _spend(rates, 1, 100), range(4)))
+    assert served == 400  # within the allowance, all served
+    assert _spend(rates, 1, 200) == 100  # and exactly the rest of it after

@@ -23,7 +23,11 @@ class NotAuthenticated(Exception):
     """The request reached the app without a verified principal."""
 
 
-class OwnerNotUsable(NotAuthenticated):
+class Forbidden(NotAuthenticated):
+    """A verified token that may not use the API: 403, naming why."""
+
+
+class OwnerNotUsable(Forbidden):
     """The verified owner id cannot be stored (items_core.rows.owner_key_problem): 403, naming why."""
 
 

@@ -26,6 +26,7 @@ from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import botocore_session, create_client
 from items_core.bearer import bearer_token
 from items_core.layout import LayoutReader
+from items_core.models import MAX_TAGS
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -133,7 +134,8 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
         except ValueError:  # not JSON: FastAPI answers 422 next, having written nothing
             document = None
         tags = document.get("tags") if isinstance(document, dict) else None
-        cost = write_units(body, len(tags) if isinstance(tags, list) else 0)
+        # More tags than an item may have is a 422 next: priced as the most a valid write costs.
+        cost = write_units(body, min(len(tags), MAX_TAGS) if isinstance(tags, list) else 0)
     try:
         await blocking(rates.take, owner, kind, cost)
     except RateLimited as error:

@@ -13,7 +13,8 @@ unspent lease, which no other container can use, is never larger than what it ha
 spent: the owner gets at least half its allowance however many containers serve
 it, and passes it by at most the one credited request per container and window.
 An owner making one request now and then costs no call at all. Once a lease is
-refused, the container refuses that owner until the window ends, without a call.
+refused, the container refuses requests of that cost or more until the window
+ends without a call; a smaller one may still fit and is asked for.
 
 A lease that DynamoDB cannot answer (throttled, no reply) lets the request through:
 the limit protects the service, and a failing limiter must not take it down too.
@@ -68,7 +69,7 @@ class _Lease:
     left: int = 0  # leased, not yet spent
     size: int = 0  # the last lease's size, which the next one in this window doubles
     owed: int = 0  # spent on credit, added to the next lease
-    used_up: bool = False  # a lease was refused: no more calls this window
+    refused: int = 0  # the smallest cost a lease was refused for: no more calls for as much this window
 
 
 class OwnerRates:
@@ -110,22 +111,23 @@ class OwnerRates:
                     self._leases[(owner, kind)] = _Lease(window, owed=cost)
                     return
                 lease = self._leases[(owner, kind)] = _Lease(window)
-            if lease.used_up:
-                raise RateLimited(kind, allowance, retry_after)
             if lease.left >= cost:
                 lease.left -= cost
                 return
+            if lease.refused and cost >= lease.refused:
+                raise RateLimited(kind, allowance, retry_after)
             size = max(cost, min(2 * lease.size or 1, largest))
-            owed = lease.owed
+            owed, lease.owed = lease.owed, 0  # this call counts them; concurrent requests do not again
         granted = self._lease(owner, kind, window, owed + size, allowance)
         if granted == 0 and size > cost:
             granted = self._lease(owner, kind, window, owed + cost, allowance)
         with self._lock:
             if granted == 0:
-                lease.used_up = True  # what was spent on credit is not counted: one request at most
+                lease.owed += owed  # still to be counted by a later lease
+                lease.refused = min(lease.refused or cost, cost)
                 raise RateLimited(kind, allowance, retry_after)
-            lease.size, lease.owed = granted - owed, 0
-            lease.left = lease.size - cost
+            lease.size = granted - owed
+            lease.left += lease.size - cost  # added: what was left, or leased meanwhile, is kept
 
     def _lease(self, owner: str, kind: Kind, window: int, size: int, allowance: int) -> int:
         """Lease `size` of the window's allowance: `size`, or 0 when it does not fit (`size` on failure)."""

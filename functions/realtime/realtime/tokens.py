@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from items_core.bearer import granted_scopes
+
 ALGORITHMS = ["RS256", "RS384", "RS512"]
 REFRESH_COOLDOWN_SECONDS = 60
 JWKS_LIFESPAN_SECONDS = 3600
@@ -94,18 +96,6 @@ def discover_jwks_url(issuer: str, timeout: float) -> str:
         raise KeysUnavailable(f"{issuer}'s discovery document names no jwks_uri")
     _check_url(jwks_uri, issuer)
     return jwks_uri
-
-
-def granted_scopes(claims: dict[str, Any]) -> set[str]:
-    """The scopes a token grants, as API Gateway reads them: ``scope`` (space-separated) or ``scp``."""
-    granted: set[str] = set()
-    for claim in ("scope", "scp"):
-        value = claims.get(claim)
-        if isinstance(value, str):
-            granted.update(value.split())
-        elif isinstance(value, list):
-            granted.update(scope for scope in value if isinstance(scope, str))
-    return granted
 
 
 class TokenVerifier:

@@ -1,6 +1,6 @@
 """Bearer tokens (RFC 6750) as every function reads them: the header's token and the owner claim."""
 
-from typing import Literal
+from typing import Any, Literal
 
 OwnerClaim = Literal["sub", "oid"]
 """Claims that may name an owner: identifiers the user cannot change and the provider never reuses
@@ -12,3 +12,16 @@ def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header value, or None."""
     scheme, _, token = (authorization or "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def granted_scopes(claims: dict[str, Any]) -> set[str]:
+    """The scopes a token grants, as API Gateway's JWT authorizer reads them: ``scope`` or ``scp``,
+    each a space-separated string or a list."""
+    granted: set[str] = set()
+    for claim in ("scope", "scp"):
+        value = claims.get(claim)
+        if isinstance(value, str):
+            granted.update(value.split())
+        elif isinstance(value, list):
+            granted.update(scope for scope in value if isinstance(scope, str))
+    return granted

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.auth import NotAuthenticated, OwnerNotUsable
+from app.auth import Forbidden, NotAuthenticated
 from app.routes.idempotency import Replay, replay_response
 from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
 from items_core.dynamodb_errors import Answer, answer
@@ -69,7 +69,7 @@ async def _not_authenticated(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _owner_not_usable(request: Request, exc: Exception) -> JSONResponse:
+async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=403)
 
 
@@ -208,7 +208,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of exceptions to responses."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
-    app.add_exception_handler(OwnerNotUsable, _owner_not_usable)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(WriteConflict, _write_conflict)

@@ -44,7 +44,8 @@ _COMMON: Responses = {
         headers={"WWW-Authenticate": {"schema": {"type": "string", "examples": ["Bearer"]}}},
     ),
     403: documented_error(
-        "The token's owner id cannot be stored: over 1,024 bytes of UTF-8, or not valid Unicode.",
+        "A valid token that may not use the API: not an access token with the API's scope (an ID"
+        " token), or an owner id that cannot be stored (over 1,024 bytes of UTF-8, or not valid Unicode).",
         "The token's owner claim (sub) is 2100 bytes long; at most 1024 bytes of UTF-8 can be stored",
     ),
     422: documented_error(
