@@ -436,6 +436,15 @@ def test_settings_errors_name_the_variable(realtime: Any, monkeypatch: pytest.Mo
         websocket.handler(ws_event("$disconnect", "c1"), LambdaContext())
 
 
+def test_a_pinned_jwks_url_must_be_https(realtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime.settings import RealtimeSettingsError
+
+    monkeypatch.setenv("JWKS_URL", "http://keys.example/jwks.json")
+    settings.get_settings.cache_clear()
+    with pytest.raises(RealtimeSettingsError, match="JWKS_URL: Value error, must be an https:// URL"):
+        settings.get_settings()
+
+
 def test_each_owners_connections_are_queried_once_per_batch(realtime: Any, issuer: Issuer) -> None:
     connect(issuer, "alice-phone", "alice")
     connect(issuer, "alice-laptop", "alice")

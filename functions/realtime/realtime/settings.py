@@ -64,6 +64,13 @@ class RealtimeSettings(BaseModel):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("jwks_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https:// URL")
+        return value
+
     def audiences(self) -> list[str]:
         """The accepted audiences, from the comma-separated JWT_AUDIENCE."""
         return [audience.strip() for audience in self.jwt_audience.split(",") if audience.strip()]
