@@ -21,16 +21,18 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth import Forbidden, NotAuthenticated, authenticate
+from app.auth import NotAuthenticated, OwnerNotUsable, authenticate
 from app.observability import get_logger
 from app.settings import get_settings
 from items_core.aws_clients import botocore_session
 from items_core.bearer import bearer_token
 from items_core.messages import (
+    INVALID_TOKEN,
     MAX_CONNECTIONS_PER_OWNER,
+    MISSING_TOKEN,
     OwnerChange,
     change_from_stream_record,
     reply_to,
@@ -204,8 +206,9 @@ def _token(websocket: WebSocket) -> str | None:
 async def _refuse(websocket: WebSocket, status: int, detail: str) -> None:
     # An HTTP answer to the handshake where the server supports it (uvicorn,
     # TestClient); otherwise close code 1008 (policy violation).
+    # The body is the deployed `$connect`'s, word for word (items_core.messages).
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+        await websocket.send_denial_response(PlainTextResponse(detail, status_code=status))
     else:
         await websocket.close(code=1008, reason=detail)
 
@@ -232,15 +235,16 @@ async def live_changes(websocket: WebSocket) -> None:
         await _refuse(websocket, 503, "realtime is served here only by the local server (make run)")
         return
     token = _token(websocket)
+    if not token:
+        await _refuse(websocket, 401, MISSING_TOKEN)
+        return
     try:
-        owner = authenticate(websocket.scope, token) if token else None
-    except Forbidden as error:
+        owner = authenticate(websocket.scope, token)
+    except OwnerNotUsable as error:
         await _refuse(websocket, 403, str(error))
         return
-    except NotAuthenticated:
-        owner = None
-    if owner is None:
-        await _refuse(websocket, 401, "missing or invalid token: pass ?token=<JWT> or Authorization: Bearer")
+    except NotAuthenticated:  # an invalid token, or one without the scope, as deployed
+        await _refuse(websocket, 401, INVALID_TOKEN)
         return
     queue = hub.subscribe(owner)
     if queue is None:

@@ -148,7 +148,7 @@ def test_the_websocket_connect_refuses_an_owner_id_too_long_for_a_key(realtime: 
     assert response["statusCode"] == 403
     assert (
         response["body"]
-        == "the token's owner claim (sub) is 1025 bytes long; at most 1024 bytes (UTF-8) can be stored"
+        == "The token's owner claim (sub) is 1025 bytes long; at most 1024 bytes (UTF-8) can be stored"
     )
     assert connection_rows(realtime) == []
 

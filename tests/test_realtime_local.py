@@ -76,10 +76,25 @@ def test_another_owner_receives_nothing_of_it(live: TestClient, auth: Auth) -> N
     ids=["missing", "malformed", "forged"],
 )
 def test_missing_or_invalid_token_is_refused_at_the_handshake(live: TestClient, path: str) -> None:
+    from items_core.messages import INVALID_TOKEN, MISSING_TOKEN
+
     with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(path):
         pass  # pragma: no cover - never reached
     assert refused.value.status_code == 401
-    assert "token" in refused.value.json()["detail"]
+    # The deployed $connect's bodies, word for word (tests/test_realtime_deployed.py).
+    assert refused.value.text == (MISSING_TOKEN if path == "/ws" else INVALID_TOKEN)
+
+
+def test_a_token_without_the_scope_is_refused_as_deployed(live: TestClient) -> None:
+    from devtools.local_auth import issue_token
+    from items_core.messages import INVALID_TOKEN
+    from tests.conftest import LOCAL_SECRET
+
+    for claims in ({"scope": None}, {"token_use": "id", "scope": None}):
+        token = issue_token(LOCAL_SECRET, "alice", **claims)
+        with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(f"/ws?token={token}"):
+            pass  # pragma: no cover
+        assert (refused.value.status_code, refused.value.text) == (401, INVALID_TOKEN)
 
 
 def test_expired_token_is_refused(live: TestClient) -> None:
@@ -207,7 +222,10 @@ def test_an_owner_id_too_long_for_a_key_is_refused_with_403(live: TestClient, au
     ):
         pass  # pragma: no cover - refused at the handshake
     assert refused.value.status_code == 403
-    assert "at most 1024 bytes" in refused.value.json()["detail"]
+    assert (
+        refused.value.text
+        == "The token's owner claim (sub) is 1025 bytes long; at most 1024 bytes (UTF-8) can be stored"
+    )
 
 
 def test_an_owner_at_the_connection_limit_is_refused_with_429(live: TestClient, auth: Auth) -> None:
@@ -224,7 +242,7 @@ def test_an_owner_at_the_connection_limit_is_refused_with_429(live: TestClient, 
         ):
             pass  # pragma: no cover
         assert refused.value.status_code == 429
-        assert refused.value.json()["detail"] == too_many_connections(MAX_CONNECTIONS_PER_OWNER)
+        assert refused.value.text == too_many_connections(MAX_CONNECTIONS_PER_OWNER)
         with live.websocket_connect(f"/ws?token={_token(auth, 'bob')}") as bob:
             bob.send_json({"action": "ping"})
             assert receive_within(bob) == {"type": "pong"}

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import Scope
 
 from app.settings import get_settings
+from items_core.messages import owner_not_usable
 from items_core.rows import owner_key_problem
 
 TokenVerifier = Callable[[str], str | None]
@@ -69,5 +70,5 @@ def authenticate(scope: Scope, bearer_token: str | None) -> str:
         raise NotAuthenticated
     problem = owner_key_problem(owner)
     if problem:
-        raise OwnerNotUsable(f"The token's owner claim ({get_settings().owner_claim}) {problem}")
+        raise OwnerNotUsable(owner_not_usable(get_settings().owner_claim, problem))
     return owner

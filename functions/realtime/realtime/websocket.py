@@ -16,16 +16,13 @@ from aws_lambda_powertools import Logger
 
 from items_core.bearer import bearer_token
 from items_core.dynamodb_errors import answer
-from items_core.messages import reply_to, too_many_connections
+from items_core.messages import INVALID_TOKEN, MISSING_TOKEN, owner_not_usable, reply_to, too_many_connections
 from items_core.rows import owner_key_problem
 from realtime.connections import connection_store
 from realtime.settings import get_settings, require
 from realtime.tokens import InvalidToken, KeysUnavailable, TokenVerifier, VerifiedToken
 
 logger = Logger(service="items-realtime")
-MISSING_TOKEN = "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>"  # noqa: S105 - a message
-# The same for every invalid token: which check failed is logged, never told to the client.
-INVALID_TOKEN = "invalid or expired token"  # noqa: S105 - a message
 
 
 @lru_cache
@@ -78,7 +75,7 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
         return {"statusCode": 503, "body": "cannot verify tokens right now; retry"}
     problem = owner_key_problem(verified.owner)
     if problem:
-        body = f"the token's owner claim ({get_settings().owner_claim}) {problem}"
+        body = owner_not_usable(get_settings().owner_claim, problem)
         return _refuse(event, 403, body, "owner id cannot be stored")
     return _record(event, verified)
 

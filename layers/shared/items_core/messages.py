@@ -137,3 +137,14 @@ def reply_to(message: str | bytes | None) -> str:
 def too_many_connections(limit: int) -> str:
     """The refusal of a handshake beyond the owner's connection limit."""
     return f"too many open connections: an owner may have {limit}; close one and retry"
+
+
+# The handshake's refusals, the same locally and deployed. Every invalid token gets the same
+# answer: which check failed is logged, never told.
+MISSING_TOKEN = "missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>"  # noqa: S105 - a message
+INVALID_TOKEN = "invalid or expired token"  # noqa: S105 - a message
+
+
+def owner_not_usable(claim: str, problem: str) -> str:
+    """The refusal of a token whose owner id cannot be stored (HTTP 403 and the handshake alike)."""
+    return f"The token's owner claim ({claim}) {problem}"
