@@ -253,3 +253,23 @@ def test_concurrent_requests_in_one_container_lose_no_lease(now: list[float], dy
         served = sum(pool.map(lambda _: _spend(rates, 1, 100), range(4)))
     assert served == 400  # within the allowance, all served
     assert _spend(rates, 1, 200) == 100  # and exactly the rest of it after
+
+
+def test_forgetting_past_windows_keeps_the_leases_of_longer_windows(now: list[float]) -> None:
+    # A container that serves many owners forgets leases of windows that are over, each kind by its
+    # own window: an hour's Idempotency-Key lease outlives many 10-second read windows.
+    sizes: list[int] = []
+
+    class Table:
+        @staticmethod
+        def update_item(**params: Any) -> None:
+            sizes.append(int(params["ExpressionAttributeValues"][":size"]["N"]))
+
+    rates = OwnerRates(lambda: Table, IDEMPOTENCY_TABLE_NAME, {"reads": 500, "writes": 0, "keys": 10_000})
+    for _ in range(4):
+        rates.take("alice", "keys")  # a credit, a lease of 1 + 1, a lease of 2 (1 left), then that 1
+    now[0] += WINDOW_SECONDS  # a new read window, the same hour
+    for number in range(limits._MAX_OWNERS + 1):
+        rates.take(f"reader-{number}", "reads")  # each on credit: no call
+    rates.take("alice", "keys")
+    assert sizes == [2, 2, 4]  # alice's lease was kept: it doubles on, not a fresh credit

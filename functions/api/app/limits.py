@@ -105,8 +105,10 @@ class OwnerRates:
         with self._lock:
             lease = self._leases.get((owner, kind))
             if lease is None or lease.window != window:
-                if len(self._leases) >= _MAX_OWNERS:
-                    self._leases = {k: v for k, v in self._leases.items() if v.window == window}
+                if len(self._leases) >= _MAX_OWNERS:  # forget the leases of windows that are over
+                    self._leases = {
+                        k: v for k, v in self._leases.items() if v.window == int(now // WINDOWS[k[1]])
+                    }
                 if cost <= largest:  # the window's first request here goes on credit: no call
                     self._leases[(owner, kind)] = _Lease(window, owed=cost)
                     return
@@ -118,19 +120,18 @@ class OwnerRates:
                 raise RateLimited(kind, allowance, retry_after)
             size = max(cost, min(2 * lease.size or 1, largest))
             owed, lease.owed = lease.owed, 0  # this call counts them; concurrent requests do not again
-        granted = self._lease(owner, kind, window, owed + size, allowance)
-        if granted == 0 and size > cost:
-            granted = self._lease(owner, kind, window, owed + cost, allowance)
+        if not self._lease(owner, kind, window, owed + size, allowance):
+            size = cost if size > cost and self._lease(owner, kind, window, owed + cost, allowance) else 0
         with self._lock:
-            if granted == 0:
+            if not size:
                 lease.owed += owed  # still to be counted by a later lease
                 lease.refused = min(lease.refused or cost, cost)
                 raise RateLimited(kind, allowance, retry_after)
-            lease.size = granted - owed
-            lease.left += lease.size - cost  # added: what was left, or leased meanwhile, is kept
+            lease.size = size
+            lease.left += size - cost  # added: what was left, or leased meanwhile, is kept
 
-    def _lease(self, owner: str, kind: Kind, window: int, size: int, allowance: int) -> int:
-        """Lease `size` of the window's allowance: `size`, or 0 when it does not fit (`size` on failure)."""
+    def _lease(self, owner: str, kind: Kind, window: int, size: int, allowance: int) -> bool:
+        """Lease `size` of the window's allowance: False when it does not fit (True when DynamoDB fails)."""
         try:
             self._make_client().update_item(
                 TableName=self._table,
@@ -144,12 +145,11 @@ class OwnerRates:
                 },
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return 0
-            return size  # throttled or failing: let the request through (module docstring)
+            # Throttled or failing: let the request through (module docstring).
+            return error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException"
         except BotoCoreError:
-            return size
-        return size
+            return True
+        return True
 
 
 def write_units(body: bytes, tags: int) -> int:
