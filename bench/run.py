@@ -260,8 +260,10 @@ def local_load(seconds: float, concurrency: int) -> dict[str, float]:
 
 def noisy_neighbour(seconds: float) -> dict[str, Any]:
     """Bob's reads alone, then while alice floods reads and 20-tag writes, each owner allowed 10 reads
-    and 20 write units a second (low enough for this one local server to reach)."""
-    with local_server(OWNER_READS_PER_SECOND="10", OWNER_WRITE_UNITS_PER_SECOND="20") as base:
+    and 20 write units a second and 20 stored items (low enough for this one local server to reach)."""
+    with local_server(
+        OWNER_READS_PER_SECOND="10", OWNER_WRITE_UNITS_PER_SECOND="20", OWNER_ITEMS_STORED="20"
+    ) as base:
         return asyncio.run(_neighbours(base, seconds))
 
 
@@ -292,11 +294,12 @@ async def _neighbours(base: str, seconds: float) -> dict[str, Any]:
             n = 0
             while time.perf_counter() < until:
                 n += 1
-                request = (
-                    client.post("/items", json=heavy, headers=alice)
-                    if n % 4 == 0
-                    else client.get("/items", headers=alice)
-                )
+                if n % 4 == 0:
+                    request = client.post("/items", json=heavy, headers=alice)
+                elif n % 4 == 1:
+                    request = client.post("/items", json={"name": "Fill", "price": 1}, headers=alice)
+                else:
+                    request = client.get("/items", headers=alice)
                 statuses.append((await request).status_code)
 
         phases: dict[str, Any] = {}
@@ -316,6 +319,7 @@ async def _neighbours(base: str, seconds: float) -> dict[str, Any]:
                 "bob_errors": len(errors),
                 "alice_requests": len(flood),
                 "alice_429": flood.count(429),
+                "alice_403_quota": flood.count(403),
             }
     return phases
 
@@ -505,15 +509,17 @@ def table(results: dict[str, Any]) -> str:
         f"{load['rps']:.0f} requests/s, p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
         f"{load['errors']} errors in {load['requests']} requests.",
         "",
-        "Noisy neighbour (`make run`'s server, each owner allowed 10 reads and 20 write units a second; "
-        "bob reads about 5 times a second, alone, then while alice floods reads and 20-tag writes "
-        "from 6 clients):",
+        "Noisy neighbour (`make run`'s server, each owner allowed 10 reads and 20 write units a second "
+        "and 20 stored items; bob reads about 5 times a second, alone, then while alice floods reads, "
+        "plain creates (up to her quota) and 20-tag writes from 6 clients):",
         "",
-        "| phase | bob requests | bob p50 ms | bob p99 ms | bob errors | alice requests | alice 429 |",
-        "|---|---|---|---|---|---|---|",
+        "| phase | bob requests | bob p50 ms | bob p99 ms | bob errors | alice requests | alice 429 "
+        "| alice 403 (quota) |",
+        "|---|---|---|---|---|---|---|---|",
         *(
             f"| {phase} | {row['bob_requests']} | {row['bob_p50_ms']:.1f} | {row['bob_p99_ms']:.1f} | "
-            f"{row['bob_errors']} | {row['alice_requests']} | {row['alice_429']} |"
+            f"{row['bob_errors']} | {row['alice_requests']} | {row['alice_429']} "
+            f"| {row.get('alice_403_quota', 0)} |"
             for phase, row in results["noisy_neighbour"].items()
         ),
         "",

@@ -60,7 +60,7 @@ def bring_in_line(client: Any, table: str) -> list[str]:
     """Run the upgrade backfill to its end, as the deployed schedule would (local tables are small)."""
     from items_core.layout import LAYOUT_KEY, layout_from_row
 
-    if layout_from_row(client.get_item(TableName=table, Key=LAYOUT_KEY).get("Item")).copies_complete:
+    if layout_from_row(client.get_item(TableName=table, Key=LAYOUT_KEY).get("Item")).counts_complete:
         return []
     from upgrade.backfill import GRACE_SECONDS, Backfill, reset
 

@@ -42,7 +42,10 @@ def _clear_caches() -> None:
     dependencies.get_layout_reader.cache_clear()
     dependencies.get_layout_client.cache_clear()
     dependencies.get_botocore_session.cache_clear()
+    dependencies.get_stack_key.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
+    dependencies.get_owner_reference_key.cache_clear()
+    dependencies._owner_key_retry_at[0] = 0.0
     dependencies.get_owner_rates.cache_clear()
 
 
@@ -100,6 +103,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("OWNER_READS_PER_SECOND", "0")
     monkeypatch.setenv("OWNER_WRITE_UNITS_PER_SECOND", "0")
     monkeypatch.setenv("OWNER_IDEMPOTENCY_KEYS_PER_HOUR", "0")
+    monkeypatch.setenv("OWNER_ITEMS_STORED", "0")
     monkeypatch.delenv("API_BASE_PATH", raising=False)
     _clear_caches()
     yield

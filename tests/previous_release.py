@@ -39,6 +39,7 @@ DRIVER = Path(__file__).resolve().parent / "previous_release_driver.py"
 
 PREVIOUS_RELEASES = {
     "e21d48b": "layout before tag copies (the items table holds idempotency records)",
+    "fd07dfb": "layout 2: tag copies, no per-owner count of stored items",
 }
 """Commits whose data layout the current code must still read; a layout change adds its predecessor."""
 

@@ -152,13 +152,26 @@ def test_an_owner_past_its_allowance_costs_no_more_calls(
 
 
 def test_a_flood_by_one_owner_leaves_another_owners_work_untouched(
-    limited: None, now: list[float], client: TestClient, auth: Auth
+    limited: None, now: list[float], client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The noisy neighbour: alice floods reads and heavily tagged writes; bob works normally.
+    # The noisy neighbour: alice fills her storage, then floods reads and heavily tagged writes;
+    # bob works normally.
+    monkeypatch.setenv("OWNER_ITEMS_STORED", "12")
+    dependencies.get_settings.cache_clear()
+    dependencies.get_item_store.cache_clear()
+    stored = []
+    for _ in range(3):  # three windows of plain creates: 30 units each, 12 items in all
+        stored += [
+            client.post("/items", json={"name": "L", "price": 1}, headers=auth("alice")).status_code
+            for _ in range(10)
+        ]
+        now[0] += WINDOW_SECONDS
+    assert stored == [201] * 12 + [403] * 18
     heavy = {"name": "Hose", "price": 1, "tags": [f"t{n}" for n in range(20)]}
     alice = [client.post("/items", json=heavy, headers=auth("alice")).status_code for _ in range(10)]
     alice += [client.get("/items", headers=auth("alice")).status_code for _ in range(40)]
     assert 429 in alice
+    assert 403 in alice
     headers = auth("bob")
     created = client.post("/items", json={"name": "Lamp", "price": 3, "tags": ["home"]}, headers=headers)
     path = f"/items/{created.json()['id']}"
@@ -273,3 +286,147 @@ def test_forgetting_past_windows_keeps_the_leases_of_longer_windows(now: list[fl
         rates.take(f"reader-{number}", "reads")  # each on credit: no call
     rates.take("alice", "keys")
     assert sizes == [2, 2, 4]  # alice's lease was kept: it doubles on, not a fresh credit
+
+
+@pytest.fixture
+def quota(monkeypatch: pytest.MonkeyPatch, environment: None) -> int:
+    """Each owner may store 3 items."""
+    monkeypatch.setenv("OWNER_ITEMS_STORED", "3")
+    return 3
+
+
+def _counter(dynamodb: Any, owner: str) -> dict[str, Any]:
+    from items_core.rows import COUNTER_SK, owner_pk
+
+    key = {"pk": {"S": owner_pk(owner)}, "sk": {"N": str(COUNTER_SK)}}
+    item: dict[str, Any] = dynamodb.get_item(TableName=TABLE_NAME, Key=key, ConsistentRead=True)["Item"]
+    return item
+
+
+def test_a_create_beyond_the_items_quota_is_a_403_that_names_it_and_writes_nothing(
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any
+) -> None:
+    plain = {"name": "Lamp", "price": 1}
+    tagged = {"name": "Hose", "price": 1, "tags": ["garden", "sale"]}
+    for body in (plain, tagged, plain):
+        assert client.post("/items", json=body, headers=auth("alice")).status_code == 201
+    for body in (plain, tagged):
+        keyed = {**auth("alice"), "Idempotency-Key": f"over-{len(body)}"}
+        refused = client.post("/items", json=body, headers=keyed)
+        assert refused.status_code == 403
+        assert "retry-after" not in refused.headers
+        assert refused.json() == {
+            "detail": "This owner already stores 3 items, the most its quota allows (OwnerItemsStored);"
+            " nothing was created. Delete items to make room."
+        }
+    # Nothing written: no item, no tag copy, no id given out.
+    assert _items(dynamodb, "alice") == 3
+    assert client.get("/items", params={"tag": "sale"}, headers=auth("alice")).json()["items"][0]["id"] == 2
+    assert int(_counter(dynamodb, "alice")["last_id"]["N"]) == 3
+    # Another owner has a quota of its own; a delete (tagged or not) makes room.
+    assert client.post("/items", json=plain, headers=auth("bob")).status_code == 201
+    assert client.delete("/items/2", headers=auth("alice")).status_code == 204
+    retried = client.post("/items", json=tagged, headers={**auth("alice"), "Idempotency-Key": "over-4"})
+    assert retried.status_code == 201  # the refused key was not kept: sent again, it runs
+    assert retried.json()["id"] == 4
+    assert client.post("/items", json=plain, headers=auth("alice")).status_code == 403
+    # Updates of stored items are not creates: the quota does not stop them.
+    assert client.patch("/items/1", json={"tags": ["x"]}, headers=auth("alice")).status_code == 200
+    assert int(_counter(dynamodb, "alice")["live_items"]["N"]) == 3
+
+
+def test_the_items_quota_holds_for_creates_racing_in_many_containers(
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any
+) -> None:
+    """Ten containers (each its own client) create at once for one owner: three items are stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.store.errors import ItemsQuotaFull
+    from app.store.items import ItemStore
+    from items_core.layout import LayoutReader
+    from items_core.models import ItemCreate
+
+    def container_creates(_: int) -> str:
+        client = dependencies.aws_client("dynamodb")
+        store = ItemStore(client, TABLE_NAME, LayoutReader(lambda: client, TABLE_NAME), items_quota=quota)
+        try:
+            store.create("alice", ItemCreate(name="Lamp", price=1))
+        except ItemsQuotaFull:
+            return "full"
+        return "created"
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = sorted(pool.map(container_creates, range(10)))
+    assert outcomes == ["created"] * 3 + ["full"] * 7
+    assert _items(dynamodb, "alice") == 3
+    assert int(_counter(dynamodb, "alice")["live_items"]["N"]) == 3
+
+
+def test_lost_replies_neither_count_twice_nor_refuse_a_create(
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any, faults: Any
+) -> None:
+    """botocore resends a count update whose reply was lost: the item is counted once."""
+    attempts = iter(range(1000))
+
+    def every_other_write_loses_its_reply(operation: str) -> str | None:
+        if operation in {"UpdateItem", "TransactWriteItems"} and next(attempts) % 2 == 0:
+            return "lose_reply"
+        return None
+
+    faults.decide = every_other_write_loses_its_reply
+    for _ in range(3):
+        assert (
+            client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 201
+        )
+    assert client.delete("/items/1", headers=auth("alice")).status_code == 204
+    assert faults.counts["lose_reply"] >= 4
+    faults.decide = lambda operation: None
+    assert int(_counter(dynamodb, "alice")["live_items"]["N"]) == 2 == _items(dynamodb, "alice")
+    assert client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 201
+    assert client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 403
+
+
+def test_a_delete_whose_count_update_fails_is_still_done_and_the_count_errs_strict(
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any, faults: Any, capsys: Any
+) -> None:
+    assert client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 201
+    faults.decide = lambda operation: "throttle" if operation == "UpdateItem" else None
+    assert client.delete("/items/1", headers=auth("alice")).status_code == 204
+    faults.decide = lambda operation: None
+    assert _items(dynamodb, "alice") == 0
+    assert int(_counter(dynamodb, "alice")["live_items"]["N"]) == 1  # one too many, never too few
+    assert "the deleted item was not taken off its owner's count" in capsys.readouterr().out
+
+
+def test_the_quota_waits_until_the_upgrade_has_counted_every_owner(
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any
+) -> None:
+    """While a pass runs, counts may be short (items of the release before): no create is refused."""
+    from upgrade.backfill import reset
+
+    reset(dynamodb, TABLE_NAME)
+    dependencies.get_layout_reader.cache_clear()
+    dependencies.get_item_store.cache_clear()
+    statuses = [
+        client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [201] * 4
+
+
+def test_the_items_quota_costs_a_create_no_extra_call_and_a_refusal_one(
+    quota: int, client: TestClient, auth: Auth, calls: list[str]
+) -> None:
+    """The count rides on the id counter's UpdateItem; a refusal is that one failed condition."""
+    for _ in range(3):
+        calls.clear()
+        assert (
+            client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 201
+        )
+        assert calls == ["UpdateItem", "PutItem"]
+    calls.clear()
+    assert client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code == 403
+    assert calls == ["UpdateItem"]
+    calls.clear()
+    assert client.delete("/items/1", headers=auth("alice")).status_code == 204
+    assert calls == ["TransactWriteItems", "UpdateItem"]

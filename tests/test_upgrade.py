@@ -186,6 +186,8 @@ def test_the_current_release_serves_the_previous_releases_data_before_during_and
     _backfill_to_the_end(older_table)
     _check_listings(client, auth)  # from the copies now
     assert _tag_partitions(older_table) == _expected_copies(client, auth, ["alice", "bob"])
+    # Each owner's items are counted (not the release before's tombstones among them).
+    assert (_live_items(older_table, "alice"), _live_items(older_table, "bob")) == (3, 1)
     # The earlier keys still replay after the backfill (for their 24 hours).
     again = client.delete("/items/5", headers={**alice, "Idempotency-Key": "k-delete"})
     assert again.status_code == 204
@@ -509,3 +511,122 @@ def test_a_failed_reset_is_reported_to_cloudformation_not_left_waiting(
     # A deploy fails with the reason; deleting a stack whose table is already gone succeeds.
     assert received[0]["Status"] == status
     assert status == "SUCCESS" or "no-such-table" in received[0]["Reason"]
+
+
+LAYOUT_2 = "fd07dfb"  # tag copies, no count of each owner's items
+
+
+@pytest.fixture(scope="module")
+def layout_2(dynamodb_server: dynamodb_local.DynamoDBLocal) -> Iterator[PreviousRelease]:
+    """The release before the items quota, serving the suite's tables."""
+    from tests.conftest import IDEMPOTENCY_TABLE_NAME
+
+    with PreviousRelease(
+        LAYOUT_2,
+        endpoint_url=dynamodb_server.endpoint,
+        table_name=TABLE_NAME,
+        extra_env={
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE_NAME,
+            "OWNER_READS_PER_SECOND": "0",
+            "OWNER_WRITE_UNITS_PER_SECOND": "0",
+            "OWNER_IDEMPOTENCY_KEYS_PER_HOUR": "0",
+        },
+    ) as release:
+        yield release
+
+
+def _live_items(dynamodb: Any, owner: str) -> int | None:
+    from items_core.rows import COUNTER_SK, owner_pk
+
+    key = {"pk": {"S": owner_pk(owner)}, "sk": {"N": str(COUNTER_SK)}}
+    counter = dynamodb.get_item(TableName=TABLE_NAME, Key=key, ConsistentRead=True)["Item"]
+    return int(counter["live_items"]["N"]) if "live_items" in counter else None
+
+
+def test_a_deploy_over_layout_2_counts_every_owners_items_before_the_quota_applies(
+    layout_2: PreviousRelease, dynamodb: Any, client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import dependencies
+    from items_core.layout import COMPLETE, LayoutReader
+
+    # The table as layout 2 left it: its layout row complete, items and copies without a count.
+    dynamodb.put_item(
+        TableName=TABLE_NAME,
+        Item={**LAYOUT_KEY, "layout": {"N": "2"}, "state": {"S": COMPLETE}, "generation": {"S": "g2"}},
+    )
+
+    def old(method: str, path: str, owner: str = "alice", **kwargs: Any) -> None:
+        response = layout_2.request(method, path, owner=owner, **kwargs)
+        assert response.status_code < 300, (method, path, response.status_code, response.text)
+
+    for number in range(1, 5):
+        old("POST", "/items", json={"name": f"Old {number}", "price": number, "tags": ["sale"]})
+    old("DELETE", "/items/4")
+    old("POST", "/items", owner="bob", json={"name": "Bob's", "price": 5})
+    assert _live_items(dynamodb, "alice") is None
+
+    monkeypatch.setenv("OWNER_ITEMS_STORED", "3")
+    dependencies.get_settings.cache_clear()
+    _deploy(dynamodb)
+    layout = LayoutReader(lambda: dynamodb, TABLE_NAME).current()
+    assert (layout.copies_complete, layout.counts_complete) == (True, False)  # tag listings stay fast
+    alice = auth("alice")
+    # Alice stores 3 items, but nothing has counted them yet: her creates are not refused.
+    assert client.post("/items", json={"name": "New", "price": 1}, headers=alice).status_code == 201
+    assert _ids(client.get("/items", params={"tag": "sale"}, headers=alice)) == [1, 2, 3]
+
+    runs = _backfill_to_the_end(dynamodb)
+    assert sum(run.repaired for run in runs) == 2  # two counter rows written, nothing else
+    assert (_live_items(dynamodb, "alice"), _live_items(dynamodb, "bob")) == (4, 1)
+    refused = client.post("/items", json={"name": "Over", "price": 1}, headers=alice)
+    assert refused.status_code == 403
+    assert "OwnerItemsStored" in refused.json()["detail"]
+    assert client.post("/items", json={"name": "Bob 2", "price": 1}, headers=auth("bob")).status_code == 201
+
+    # Rolled back, the older code creates and deletes without counting; forward again, the
+    # pass counts anew before the quota applies.
+    _roll_back(dynamodb)
+    old("DELETE", "/items/1")
+    old("DELETE", "/items/2")
+    old("POST", "/items", owner="bob", json={"name": "Bob 3", "price": 1})
+    _deploy(dynamodb)
+    _backfill_to_the_end(dynamodb)
+    assert (_live_items(dynamodb, "alice"), _live_items(dynamodb, "bob")) == (2, 3)
+    assert client.post("/items", json={"name": "Room", "price": 1}, headers=alice).status_code == 201
+    assert client.post("/items", json={"name": "Over", "price": 1}, headers=alice).status_code == 403
+    # After the rollback the copies were not trusted until the pass checked them.
+    assert _ids(client.get("/items", params={"tag": "sale"}, headers=alice)) == [3]
+
+
+def test_an_owner_who_creates_while_being_counted_is_counted_again(
+    dynamodb: Any, client: TestClient, auth: Auth
+) -> None:
+    """A create lands between the pass's count and its write: the write is refused and the owner
+    counted again, so the new item is not lost from the count."""
+    for number in range(3):
+        assert (
+            client.post("/items", json={"name": f"N{number}", "price": 1}, headers=auth("alice")).status_code
+            == 201
+        )
+    from items_core.rows import COUNTER_SK, owner_pk
+
+    dynamodb.update_item(  # a count gone wrong (a rollback's creates), for the pass to correct
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": owner_pk("alice")}, "sk": {"N": str(COUNTER_SK)}},
+        UpdateExpression="SET live_items = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
+    _deploy(dynamodb)
+    raced = []
+
+    def create_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("UpdateExpression") == "SET live_items = :count" and not raced:
+            raced.append(client.post("/items", json={"name": "Racing", "price": 1}, headers=auth("alice")))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", create_first)
+    try:
+        _backfill_to_the_end(dynamodb)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", create_first)
+    assert [response.status_code for response in raced] == [201]
+    assert _live_items(dynamodb, "alice") == 4

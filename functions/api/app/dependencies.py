@@ -4,10 +4,13 @@ The Idempotency-Key dependency lives with the route class that records its answe
 (app/routes/idempotency.py).
 """
 
+import hashlib
+import hmac
 import json
 import re
 import secrets
 import threading
+import time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -76,17 +79,55 @@ def get_dynamodb_client() -> "DynamoDBClient":
 
 
 @lru_cache
-def get_cursor_signer() -> CursorSigner:
-    """The cursor key, read once per container: the stack's secret, a setting, or random."""
+def get_stack_key() -> bytes:
+    """The stack's secret key, read once per container: the stack's secret, a setting, or random."""
     settings = get_settings()
     if settings.cursor_secret_arn:
         # One read per container; a key change reaches every container with the next deploy.
         secret = aws_client("secretsmanager").get_secret_value(SecretId=settings.cursor_secret_arn)
-        return CursorSigner(json.loads(secret["SecretString"])["current"].encode())
+        return str(json.loads(secret["SecretString"])["current"]).encode()
     if settings.cursor_signing_key:
-        return CursorSigner(settings.cursor_signing_key.get_secret_value().encode())
+        return settings.cursor_signing_key.get_secret_value().encode()
     # Tests: cursors stay valid for the life of this process.
-    return CursorSigner(secrets.token_bytes(32))
+    return secrets.token_bytes(32)
+
+
+@lru_cache
+def get_cursor_signer() -> CursorSigner:
+    """The cursor signer, keyed with the stack's key."""
+    return CursorSigner(get_stack_key())
+
+
+@lru_cache
+def get_owner_reference_key() -> bytes:
+    """The key of owner references in log lines: derived from the stack's key, never the key itself."""
+    return hmac.new(get_stack_key(), b"items-api owner reference", hashlib.sha256).digest()
+
+
+_OWNER_KEY_RETRY_SECONDS = 60.0
+_owner_key_retry_at = [0.0]  # while the key cannot be read, lines go without owner_ref until then
+
+
+def owner_reference(owner: str) -> str | None:
+    """The owner's reference in log lines: an HMAC with the stack's key, so a list of candidate ids
+    cannot be matched against the logs without the secret. None while the key cannot be read."""
+    if get_owner_reference_key.cache_info().currsize == 0:
+        if time.monotonic() < _owner_key_retry_at[0]:
+            return None
+        try:
+            get_owner_reference_key()
+        except Exception:  # a log line never fails its request
+            _owner_key_retry_at[0] = time.monotonic() + _OWNER_KEY_RETRY_SECONDS
+            from app.observability import get_logger
+
+            get_logger().warning("owner_ref left out: the stack's key could not be read", exc_info=True)
+            return None
+    return _owner_reference(get_owner_reference_key(), owner)
+
+
+@lru_cache(maxsize=4096)
+def _owner_reference(key: bytes, owner: str) -> str:
+    return hmac.new(key, owner.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
 
 
 async def cursor_signer_dependency() -> CursorSigner:
@@ -151,7 +192,13 @@ def get_layout_reader() -> LayoutReader:
 @lru_cache
 def get_item_store() -> ItemStore:
     """The item store, bound to the configured table, once per container."""
-    return ItemStore(get_dynamodb_client(), get_settings().table_name, get_layout_reader())
+    settings = get_settings()
+    return ItemStore(
+        get_dynamodb_client(),
+        settings.table_name,
+        get_layout_reader(),
+        items_quota=settings.owner_items_stored,
+    )
 
 
 async def item_store_dependency() -> ItemStore:

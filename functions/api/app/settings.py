@@ -43,6 +43,9 @@ class Settings(BaseModel):
     owner_idempotency_keys_per_hour: int = Field(
         default=10_000, ge=0, le=100_000_000, description="an integer from 0 up"
     )
+    owner_items_stored: int = Field(
+        default=10_000, ge=0, le=1_000_000_000, description="an integer from 0 up"
+    )
     # Retries and timeouts of every AWS call (items_core.aws_clients; the template's RetryBudget).
     dynamodb_max_attempts: int = Field(default=3, ge=1, le=10, description="an integer from 1 to 10")
     dynamodb_connect_timeout: float = Field(

@@ -15,7 +15,12 @@ What "in line" means (items_core/rows.py):
   the version it was read at (its copies are read first: nothing is written
   for an item already in line);
 - a tag copy whose item is gone, no longer carries the tag, or is at a newer
-  version is deleted or rewritten, conditioned on what was read.
+  version is deleted or rewritten, conditioned on what was read;
+- each owner's counter row gets ``live_items``, the number of its live items,
+  counted with a Query and written only if no id was given out meanwhile
+  (``last_id`` unchanged; the owner is counted again otherwise). A delete whose
+  transaction lands between the count and the write is counted once too many
+  (the quota errs on the strict side by the requests in flight at that moment).
 
 Every write is conditioned, so running a page twice, or racing the API, never
 undoes a newer write. The pass keeps to a capacity budget (units per second,
@@ -31,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from items_core.layout import BACKFILLING, COMPLETE, CURRENT_LAYOUT, LAYOUT_KEY, STALE
+from items_core.layout import BACKFILLING, COMPLETE, COPIES_LAYOUT, CURRENT_LAYOUT, LAYOUT_KEY, STALE
 from items_core.rows import COUNTER_SK, is_live, owner_of, owner_pk, parse_tag_pk, tag_copy, tag_pk, tags_of
 
 PAGE_ROWS = 100
@@ -40,6 +45,8 @@ GRACE_SECONDS = 60
 LEGACY_IDEMPOTENCY_SECONDS = 24 * 3600 + GRACE_SECONDS
 # A run's last row and save may take this long after its deadline (the function's RetryBudget).
 LEASE_MARGIN_SECONDS = 30
+# Counting an owner again after ids were given out while it was counted: at most this often.
+COUNT_ATTEMPTS = 3
 
 
 @dataclass
@@ -60,20 +67,28 @@ def reset(client: Any, table: str, now: float | None = None, *, state: str = BAC
     rollback), only stop trusting the data until a deploy starts one."""
     now = time.time() if now is None else now
     generation = uuid.uuid4().hex
-    client.put_item(
-        TableName=table,
-        Item={
-            **LAYOUT_KEY,
-            "layout": {"N": str(CURRENT_LAYOUT)},
-            "state": {"S": state},
-            "generation": {"S": generation},
-            "not_before": {"N": str(int(now + GRACE_SECONDS))},
-            "legacy_idempotency_until": {"N": str(int(now + LEGACY_IDEMPOTENCY_SECONDS))},
-            "started_at": {"N": str(int(now))},
-            "scanned": {"N": "0"},
-            "repaired": {"N": "0"},
-        },
-    )
+    row = {
+        **LAYOUT_KEY,
+        "layout": {"N": str(CURRENT_LAYOUT)},
+        "state": {"S": state},
+        "generation": {"S": generation},
+        "not_before": {"N": str(int(now + GRACE_SECONDS))},
+        "legacy_idempotency_until": {"N": str(int(now + LEGACY_IDEMPOTENCY_SECONDS))},
+        "started_at": {"N": str(int(now))},
+        "scanned": {"N": "0"},
+        "repaired": {"N": "0"},
+    }
+    if state == BACKFILLING:
+        # Tag copies complete under a layout whose code writes them stay complete: this pass
+        # (and the code now deployed) keeps them so. A rollback marks them untrusted too.
+        before = client.get_item(TableName=table, Key=LAYOUT_KEY, ConsistentRead=True).get("Item") or {}
+        layout = int(before.get("layout", {}).get("N", "0"))
+        if layout >= COPIES_LAYOUT and COMPLETE in (
+            before.get("state", {}).get("S"),
+            before.get("copies", {}).get("S"),
+        ):
+            row["copies"] = {"S": COMPLETE}
+    client.put_item(TableName=table, Item=row)
     return generation
 
 
@@ -262,7 +277,9 @@ class Backfill:
 
     def _reconcile_item(self, owner: str, row: dict[str, Any], progress: Progress) -> int:
         """A live tagged item gets the copies it lacks, or whose version is behind its own."""
-        if int(row["sk"]["N"]) == COUNTER_SK or not is_live(row) or not tags_of(row):
+        if int(row["sk"]["N"]) == COUNTER_SK:
+            return self._count(owner, row, progress)
+        if not is_live(row) or not tags_of(row):
             return 0
         keys = {tag_pk(owner, tag): tag for tag in tags_of(row)}
         found: dict[str, str] = {}
@@ -281,6 +298,51 @@ class Backfill:
             request = response.get("UnprocessedKeys") or {}
         behind = [tag for pk, tag in keys.items() if found.get(pk) != row["version"]["N"]]
         return self._write_copies(owner, row, behind, progress) if behind else 0
+
+    def _count(self, owner: str, counter: dict[str, Any], progress: Progress) -> int:
+        """Write the owner's live items count on its counter row; 1 if it changed, else 0."""
+        for _ in range(COUNT_ATTEMPTS):
+            count = 0
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND sk > :counter",
+                # Rows of layout 1 (tombstones in the items' range) are not items.
+                "FilterExpression": "attribute_exists(#name)",
+                "ExpressionAttributeNames": {"#name": "name"},
+                "ExpressionAttributeValues": {":pk": {"S": owner_pk(owner)}, ":counter": {"N": "0"}},
+                "Select": "COUNT",
+                "ConsistentRead": True,
+                "ReturnConsumedCapacity": "TOTAL",
+            }
+            while True:
+                response = self._client.query(**request)
+                progress.units += _units(response)
+                count += response["Count"]
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            if counter.get("live_items", {}).get("N") == str(count):
+                return 0
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": counter["pk"], "sk": counter["sk"]},
+                    UpdateExpression="SET live_items = :count",
+                    ConditionExpression="last_id = :last_id",
+                    ExpressionAttributeValues={":count": {"N": str(count)}, ":last_id": counter["last_id"]},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    ReturnConsumedCapacity="TOTAL",
+                )
+            except ClientError as error:
+                if not _is_conflict(error):
+                    raise
+                counter = error.response.get("Item") or {}  # type: ignore[assignment]
+                if "last_id" not in counter:
+                    return 0
+                continue  # an id was given out while counting: count again
+            progress.units += 1.0
+            return 1
+        return 0  # the owner is creating faster than it can be counted: the next pass counts it
 
     def _reconcile_copy(self, owner: str, tag: str, copy: dict[str, Any], progress: Progress) -> int:
         """A copy follows its item: rewritten when behind it, deleted when the item left the tag."""

@@ -8,7 +8,13 @@ Until then the API reads the way the release before did:
 - ``tag`` listings filter the owner's item rows instead of reading the tag
   copies (which the release before did not write);
 - an ``Idempotency-Key`` is also looked up where the release before kept its
-  records (the items table), until ``legacy_idempotency_until``.
+  records (the items table), until ``legacy_idempotency_until``;
+- the items quota is not enforced: each owner's ``live_items`` count is kept up by
+  every create and delete, but it is only right once the pass has counted the
+  owner's items (``counts_complete``).
+
+A deploy over layout 2 (tag copies complete) keeps ``copies`` on the row: the
+new pass only counts, and tag listings keep reading the copies meanwhile.
 
 No row at all is a table that no upgrade has looked at yet: it is read the old way.
 """
@@ -26,8 +32,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 LAYOUT_KEY: dict[str, Any] = {"pk": {"S": "LAYOUT"}, "sk": {"N": "0"}}
-# The layout this code writes: 2 = tag copies (1 was the release before, e21d48b).
-CURRENT_LAYOUT = 2
+# The layout this code writes: 3 = each owner's stored-items count (2 = tag copies, fd07dfb;
+# 1 = neither, e21d48b).
+CURRENT_LAYOUT = 3
+# The first layout whose code writes tag copies with every item.
+COPIES_LAYOUT = 2
 COMPLETE = "complete"
 BACKFILLING = "backfilling"
 # A rollback removed the upgrade: older code may be writing; no pass may run (and so none may
@@ -44,6 +53,7 @@ class Layout:
 
     copies_complete: bool
     legacy_idempotency_until: int
+    counts_complete: bool = False
 
     def legacy_idempotency(self, now: float) -> bool:
         """Whether the release before may still have an idempotency record in the items table."""
@@ -51,7 +61,7 @@ class Layout:
 
 
 # A table no upgrade has looked at: read everything the old way, for as long as that lasts.
-UNKNOWN = Layout(copies_complete=False, legacy_idempotency_until=2**62)
+UNKNOWN = Layout(copies_complete=False, legacy_idempotency_until=2**62, counts_complete=False)
 
 
 def new_table_row() -> dict[str, Any]:
@@ -70,7 +80,12 @@ def layout_from_row(row: dict[str, Any] | None) -> Layout:
     if not row:
         return UNKNOWN
     complete = row.get("state", {}).get("S") == COMPLETE and int(row["layout"]["N"]) == CURRENT_LAYOUT
-    return Layout(complete, int(row.get("legacy_idempotency_until", {}).get("N", "0")))
+    # Complete at any layout that writes copies (a row layout 2 left), or carried over by a reset.
+    copies = int(row["layout"]["N"]) >= COPIES_LAYOUT and COMPLETE in (
+        row.get("state", {}).get("S"),
+        row.get("copies", {}).get("S"),
+    )
+    return Layout(copies, int(row.get("legacy_idempotency_until", {}).get("N", "0")), complete)
 
 
 class LayoutReader:

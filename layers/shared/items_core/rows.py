@@ -3,9 +3,10 @@
 Layout (key schema in template.yaml):
 
 - ``pk`` (S) = ``OWNER#<owner>``: one partition per owner, holding only its
-  live items (``sk`` (N) = the item id, >= 1) and its id counter (``sk = 0``,
-  ``last_id``; ids are never reused). ``name_folded`` is ``name.casefold()``,
-  for ``q``.
+  live items (``sk`` (N) = the item id, >= 1) and its counter row (``sk = 0``:
+  ``last_id``, ids are never reused; ``live_items``, how many live items it holds,
+  checked against the owner's quota once the upgrade has counted them).
+  ``name_folded`` is ``name.casefold()``, for ``q``.
 - ``pk`` = ``TAG#<len(owner)>#<owner>#<tag>``: one partition per owner and tag,
   holding a copy of each live item that carries the tag (same ``sk``), written
   in the same transaction as the item. The owner's length makes the key

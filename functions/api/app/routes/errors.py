@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from app.auth import Forbidden, NotAuthenticated
 from app.routes.idempotency import Replay, replay_response
-from app.store.errors import ItemNotFound, PreconditionFailed, WriteConflict
+from app.store.errors import ItemNotFound, ItemsQuotaFull, PreconditionFailed, WriteConflict
 from items_core.dynamodb_errors import Answer, answer
 from items_core.models import Error, ValidationIssue
 
@@ -79,6 +79,11 @@ async def _item_not_found(request: Request, exc: Exception) -> JSONResponse:
 
 async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Precondition Failed"}, status_code=412)
+
+
+async def _items_quota_full(request: Request, exc: Exception) -> JSONResponse:
+    detail = exc.detail if isinstance(exc, ItemsQuotaFull) else "Forbidden"
+    return JSONResponse({"detail": detail}, status_code=403)
 
 
 async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
@@ -212,6 +217,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ItemNotFound, _item_not_found)
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(WriteConflict, _write_conflict)
+    app.add_exception_handler(ItemsQuotaFull, _items_quota_full)
     app.add_exception_handler(Replay, replay_response)
     app.add_exception_handler(ClientError, _dynamodb_answered)
     app.add_exception_handler(BotoCoreError, _dynamodb_answered)

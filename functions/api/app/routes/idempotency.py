@@ -134,9 +134,10 @@ IdempotencyKey = Depends(idempotency_key)
 
 def _kept(response: Response) -> bool:
     """Whether an answer is the key's for good: not one a retry may change (5xx, 409, 429, anything
-    with Retry-After), nor a 422 (the request was refused as sent; sent again corrected, it runs)."""
+    with Retry-After, a 403: a full items quota has room once items are deleted), nor a 422 (the
+    request was refused as sent; sent again corrected, it runs)."""
     status = response.status_code
-    return status < 500 and status not in {409, 422, 429} and "retry-after" not in response.headers
+    return status < 500 and status not in {403, 409, 422, 429} and "retry-after" not in response.headers
 
 
 def _record_quietly(request: Request, claim: _Claim, response: Response | None) -> None:

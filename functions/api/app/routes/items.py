@@ -19,7 +19,7 @@ from app.routes.errors import documented_error, retry_after_header
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
 from app.routes.request_body import TOO_LARGE
 from app.store.cursor import MAX_CURSOR_LENGTH, CursorSigner, InvalidCursor
-from app.store.errors import WriteConflict
+from app.store.errors import ItemsQuotaFull, WriteConflict
 from items_core.models import NO_CONTROL_PATTERN, ItemCreate, ItemPage, ItemPatch, ItemPublic
 
 Responses = dict[int | str, dict[str, Any]]
@@ -37,17 +37,27 @@ _LOCATION_HEADER = {
         "schema": {"type": "string", "examples": ["/items/42"]},
     }
 }
+_FORBIDDEN = (
+    "A valid token that may not use the API: not an access token with the API's scope (an ID"
+    " token), or an owner id that cannot be stored (over 1,024 bytes of UTF-8, or not valid Unicode)."
+)
+_FORBIDDEN_EXAMPLE = (
+    "The token's owner claim (sub) is 2100 bytes long; at most 1024 bytes of UTF-8 can be stored"
+)
+_QUOTA: Responses = {
+    403: documented_error(
+        f"{_FORBIDDEN} Or the owner already stores as many items as its quota allows (template"
+        " parameter OwnerItemsStored): nothing was created; delete items to make room.",
+        ItemsQuotaFull(10000).detail,
+    )
+}
 _COMMON: Responses = {
     401: documented_error(
         "No verified principal (missing or invalid token).",
         "Not authenticated",
         headers={"WWW-Authenticate": {"schema": {"type": "string", "examples": ["Bearer"]}}},
     ),
-    403: documented_error(
-        "A valid token that may not use the API: not an access token with the API's scope (an ID"
-        " token), or an owner id that cannot be stored (over 1,024 bytes of UTF-8, or not valid Unicode).",
-        "The token's owner claim (sub) is 2100 bytes long; at most 1024 bytes of UTF-8 can be stored",
-    ),
+    403: documented_error(_FORBIDDEN, _FORBIDDEN_EXAMPLE),
     422: documented_error(
         "The request is invalid as sent: one `detail` entry per problem; nothing ran.",
         [
@@ -145,6 +155,7 @@ def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **he
     responses={
         **_IDEMPOTENT,
         **_BODY,
+        **_QUOTA,
         201: {
             "headers": {
                 **_ETAG_HEADER,

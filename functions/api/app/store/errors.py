@@ -25,6 +25,17 @@ class WriteConflict(Exception):
     detail = "Another request changed this item while this one was writing it; nothing was changed. Retry."
 
 
+class ItemsQuotaFull(Exception):
+    """The owner already stores as many items as its quota allows; nothing was written."""
+
+    def __init__(self, quota: int) -> None:
+        super().__init__(quota)
+        self.detail = (
+            f"This owner already stores {quota} items, the most its quota allows (OwnerItemsStored);"
+            " nothing was created. Delete items to make room."
+        )
+
+
 def _reasons(error: ClientError) -> list[dict[str, Any]]:
     reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
     return reasons

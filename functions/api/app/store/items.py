@@ -19,6 +19,14 @@ item gone and its own token on the tombstone. (Transactions also carry
 botocore's ``ClientRequestToken``, with which DynamoDB itself answers a retry
 within 10 minutes as a success.)
 
+Each owner's counter row also counts its live items (``live_items``): a create adds
+one in the same ``UpdateItem`` that gives out its id, conditioned on the count
+being below the owner's quota once the upgrade has counted every owner
+(``Layout.counts_complete``), so a create beyond the quota writes nothing; a
+delete takes one off after its transaction. A create that fails after its id
+was given out, or a delete whose count update fails, leaves the count one too
+high (the quota errs on the strict side) until the next deploy's pass recounts.
+
 A write whose body sets tags reads the item, then writes it with its copies
 in one transaction. Other writes first assume the item carries no tags (one
 plain write, the common case). When the failed condition's row shows tags, the write becomes
@@ -32,10 +40,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from app.observability import get_logger
 from app.store.errors import (
     ItemNotFound,
+    ItemsQuotaFull,
     PreconditionFailed,
     WriteConflict,
     cancelled_rows,
@@ -159,10 +169,13 @@ class StoredPage:
 class ItemStore:
     """Every DynamoDB call for items goes through here."""
 
-    def __init__(self, client: "DynamoDBClient", table_name: str, layout: LayoutReader) -> None:
+    def __init__(
+        self, client: "DynamoDBClient", table_name: str, layout: LayoutReader, *, items_quota: int = 0
+    ) -> None:
         self._client = client
         self._table = table_name
         self._layout = layout
+        self._items_quota = items_quota  # 0: no quota
 
     def get(self, owner: str, item_id: int) -> ItemPublic:
         """Return the owner's item or raise ItemNotFound."""
@@ -180,22 +193,51 @@ class ItemStore:
         return item_from_row(row)  # type: ignore[arg-type]
 
     def _next_id(self, owner: str, token: str) -> int:
+        """Give out the owner's next id and count the item, within its quota (ItemsQuotaFull)."""
+        values: dict[str, AttributeValueTypeDef] = {
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":token": {"S": token},
+        }
+        condition = "(attribute_not_exists(write_token) OR write_token <> :token)"
+        quota = self._items_quota
+        if quota and self._layout.current().counts_complete:
+            condition += " AND (attribute_not_exists(live_items) OR live_items < :quota)"
+            values[":quota"] = {"N": str(quota)}
         try:
             counter = self._client.update_item(
                 TableName=self._table,
                 Key=_key(owner, COUNTER_SK),
-                UpdateExpression="SET last_id = if_not_exists(last_id, :zero) + :one, write_token = :token",
-                ConditionExpression="attribute_not_exists(write_token) OR write_token <> :token",
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}, ":token": {"S": token}},
+                UpdateExpression="SET last_id = if_not_exists(last_id, :zero) + :one,"
+                " write_token = :token ADD live_items :one",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             row = condition_failure_row(error)
-            if row is None or not _written_by(row, token):
+            if row is None:
                 raise
+            if not _written_by(row, token):
+                raise ItemsQuotaFull(quota) from error
             return int(row["last_id"]["N"])  # our increment was applied; its reply was lost
         return int(counter["Attributes"]["last_id"]["N"])
+
+    def _uncount(self, owner: str, token: str) -> None:
+        """Take a deleted item off the owner's count (once, however often botocore resends it)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(owner, COUNTER_SK),
+                UpdateExpression="SET write_token = :token ADD live_items :minus_one",
+                ConditionExpression="attribute_exists(last_id) AND write_token <> :token",
+                ExpressionAttributeValues={":token": {"S": token}, ":minus_one": {"N": "-1"}},
+            )
+        except (ClientError, BotoCoreError):
+            # Applied already (a lost reply), or failed: the item is deleted either way, and a
+            # count one too high only errs on the strict side until the next pass recounts.
+            get_logger().warning("the deleted item was not taken off its owner's count", exc_info=True)
 
     def _tag_copies(self, owner: str, row: dict[str, Any]) -> list["TransactWriteItemTypeDef"]:
         """Puts of the item's copy into each of its tags' partitions."""
@@ -360,6 +402,7 @@ class ItemStore:
         condition = "attribute_exists(#name)" + _version_condition(if_match, values) + _UNTAGGED
         try:
             self._delete(owner, item_id, token, condition, values, tags=[])
+            self._uncount(owner, token)
             return
         except ClientError as error:
             current = condition_failure_row(error)
@@ -382,6 +425,7 @@ class ItemStore:
                 raise
             _check_current(latest, if_match)
             raise WriteConflict from error  # changed since it was read: nothing written
+        self._uncount(owner, token)
 
     def _delete(
         self,
