@@ -1,5 +1,7 @@
 """One JSON log line and one EMF metrics record per request; no token, body or raw owner in either."""
 
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -10,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app import observability
+from app import dependencies, observability
 from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_json
 
 Auth = Callable[[str], dict[str, str]]
@@ -57,7 +59,7 @@ def test_one_line_per_request_with_the_fields_on_call(
     assert second["request_id"] == "apigw-request-id"
     assert second["lambda_request_id"] == "lambda-request-id"
     assert (first["cold_start"], second["cold_start"]) == (True, False)
-    assert second["owner_ref"] == observability.owner_reference(SECRET_SUB)
+    assert second["owner_ref"] == dependencies.owner_reference(SECRET_SUB)
     assert second["owner_ref"] != SECRET_SUB
     assert second["service"] == "items-api"
     assert second["level"] == "INFO"
@@ -161,7 +163,68 @@ def test_no_token_body_or_raw_owner_in_any_output(
         assert secret not in output
 
 
-def test_owner_reference_is_stable_and_distinct() -> None:
-    assert observability.owner_reference("a") == observability.owner_reference("a")
-    assert observability.owner_reference("a") != observability.owner_reference("b")
-    assert len(observability.owner_reference("a")) == 16
+def _reference_with_key(monkeypatch: pytest.MonkeyPatch, key: str, owner: str) -> str | None:
+    monkeypatch.setenv("CURSOR_SIGNING_KEY", key)
+    for cached in (
+        dependencies.get_settings,
+        dependencies.get_stack_key,
+        dependencies.get_owner_reference_key,
+    ):
+        cached.cache_clear()
+    return dependencies.owner_reference(owner)
+
+
+def test_the_owner_reference_is_keyed_with_the_stacks_secret(
+    environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the stack's key, a list of candidate owner ids cannot be matched against the logs."""
+    key = "a-stack-key-of-at-least-32-bytes-long"
+    reference = _reference_with_key(monkeypatch, key, "alice@example.com")
+    assert reference == _reference_with_key(monkeypatch, key, "alice@example.com")
+    assert reference != _reference_with_key(monkeypatch, key, "bob@example.com")
+    assert reference != _reference_with_key(monkeypatch, key.upper(), "alice@example.com")
+    assert reference is not None
+    assert len(reference) == 16
+    # Neither the unkeyed hash the release before logged, nor an HMAC with the cursor key itself.
+    assert reference != hashlib.sha256(b"items-api owner:alice@example.com").hexdigest()[:16]
+    assert reference != hmac.new(key.encode(), b"alice@example.com", hashlib.sha256).hexdigest()[:16]
+
+
+def test_the_stacks_secret_is_read_once_per_container_and_its_failure_fails_no_request(
+    app: FastAPI, log_lines: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secrets.create_secret(Name="cursor", SecretString=json.dumps({"current": "k" * 40}))["ARN"]
+    reads: list[str] = []
+    real_client = dependencies.aws_client
+
+    def counting_client(service: str, **kwargs: Any) -> Any:
+        client = real_client(service, **kwargs)
+        if service == "secretsmanager":
+            client.meta.events.register("before-call", lambda **_: reads.append(service))
+        return client
+
+    monkeypatch.setattr(dependencies, "aws_client", counting_client)
+    monkeypatch.setenv("CURSOR_SECRET_ARN", arn + "-missing")
+    dependencies.get_settings.cache_clear()
+    handler = lambda_handler()
+    clock = [1000.0]
+    monkeypatch.setattr(dependencies.time, "monotonic", lambda: clock[0])
+    event = http_api_event("GET", "/items/1", owner=SECRET_SUB)  # a read that needs no key
+    assert [handler(event, LambdaContext())["statusCode"] for _ in range(3)] == [404] * 3
+    lines = log_lines()
+    assert [line.get("owner_ref") for line in lines if line["message"] == "request"] == [None] * 3
+    assert any(line["message"].startswith("owner_ref left out") for line in lines)
+    assert len(reads) == 1  # tried again only after a minute
+    # The secret is readable again: the next try, a minute on, reads it once for good.
+    monkeypatch.setenv("CURSOR_SECRET_ARN", arn)
+    dependencies.get_settings.cache_clear()
+    clock[0] += 61
+    for _ in range(3):
+        handler(event, LambdaContext())
+    references = {line.get("owner_ref") for line in log_lines()[len(lines) :] if line["message"] == "request"}
+    key = hmac.new(b"k" * 40, b"items-api owner reference", hashlib.sha256).digest()
+    assert references == {hmac.new(key, SECRET_SUB.encode(), hashlib.sha256).hexdigest()[:16]}
+    assert len(reads) == 2

@@ -20,6 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.blocking import call_inline
+from app.dependencies import owner_reference
 from app.observability import get_logger, log_request
 from app.settings import get_settings
 
@@ -155,7 +156,9 @@ class EdgeMiddleware:
             await answer({"type": "http.response.body", "body": body})
         finally:
             route = getattr(inner.get("route"), "path", None)
-            log_request(scope, method, route, status or 500, time.perf_counter() - start, state)
+            owner = state.get("owner")
+            owner_ref = owner_reference(owner) if owner else None
+            log_request(scope, method, route, status or 500, time.perf_counter() - start, state, owner_ref)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The handshake's HTTP answer, accepted or refused, carries the request id too.

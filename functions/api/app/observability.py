@@ -14,7 +14,6 @@ Settings: POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
 POWERTOOLS_LOG_LEVEL (set by the template) and POWERTOOLS_METRICS_DISABLED.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -79,12 +78,6 @@ def metrics_namespace() -> str | None:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
 
 
-@lru_cache(maxsize=4096)
-def owner_reference(owner: str) -> str:
-    """A short hash of the owner, to correlate log lines without the owner in them (not a secret)."""
-    return hashlib.sha256(f"items-api owner:{owner}".encode()).hexdigest()[:16]
-
-
 def _xray_trace_id() -> str | None:
     # Lambda sets this for each invocation; the Root part is what Powertools logs.
     header = os.environ.get("_X_AMZN_TRACE_ID", "")
@@ -99,12 +92,17 @@ def take_cold_start() -> bool:
 
 
 def log_request(
-    scope: "Scope", method: str, route: str | None, status: int, seconds: float, state: dict[str, Any]
+    scope: "Scope",
+    method: str,
+    route: str | None,
+    status: int,
+    seconds: float,
+    state: dict[str, Any],
+    owner_ref: str | None,
 ) -> None:
     """Write the request's line (INFO "request", at every log level: it is the metrics record)."""
     now = time.time()
     cold_start = take_cold_start()
-    owner = state.get("owner")
     line: dict[str, Any] = {
         "level": "INFO",
         "message": "request",
@@ -118,7 +116,7 @@ def log_request(
         "request_id": state.get("request_id"),
         "lambda_request_id": getattr(scope.get("aws.context"), "aws_request_id", None),
         "cold_start": cold_start,
-        "owner_ref": owner_reference(owner) if owner else None,
+        "owner_ref": owner_ref,
     }
     if line["xray_trace_id"] is None:
         del line["xray_trace_id"]
