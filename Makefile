@@ -140,11 +140,13 @@ bench: $(STAMP) ## cold start, warm latency, size, memory and local load against
 bench-check: $(STAMP) ## compare bench/results.json (from make bench) with the targets
 	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)" --check
 
-# The suite again on the Lambda runtime's Python (python3.13), in its own venv.
+# The suite again on the Lambda runtime's Python (python3.13), in its own venv: every test of the
+# code itself; the slow ones (make run's server, browsers, fuzzing at length, scale) drive the same
+# code through other processes and tools, and run once, in make pytest.
 LAMBDA_VENV := .venv-py313
-test-lambda-python: ## pytest on python3.13, the Lambda runtime's version
+test-lambda-python: ## pytest on python3.13, the Lambda runtime's version (without the slow tests)
 	@test -n "$(PYTHON313)" || { echo "needs python3.13 (on PATH or through pyenv)"; exit 1; }
-	$(MAKE) pytest PYTHON="$(PYTHON313)" VENV=$(LAMBDA_VENV)
+	$(MAKE) pytest PYTHON="$(PYTHON313)" VENV=$(LAMBDA_VENV) PYTEST_PARALLEL='$(PYTEST_PARALLEL) -m "not slow"'
 
 $(SAM_STAMP): requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
