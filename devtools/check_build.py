@@ -36,6 +36,9 @@ UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 # embedded DynamoDB. None of it may reach a deployed function, by path or by import.
 DEV_ONLY_PACKAGES = frozenset({"devtools", "tests", "moto", "uvicorn", "jwt"})
 DEV_ONLY_FILES = frozenset({"live.py", "local_auth.py", "local_app.py"})
+# The one exception: under `sam local`, the function checks dev tokens itself, with PyJWT (from
+# the layer), imported only then (app/sam_local.py; inert in a deployed stack, E9011).
+SAM_LOCAL_IMPORTS = {"app/sam_local.py": frozenset({"jwt"})}
 # Every top-level package of the dependencies layer, and who imports it at run time: a
 # package nobody imports is cold-start download and disk for nothing, so a new one must
 # be named here (or kept out of the layer).
@@ -79,7 +82,8 @@ def dev_only_problems(root: Path, name: str = "ApiFunction") -> list[str]:
         if relative.parts[0] in DEV_ONLY_PACKAGES or path.name in DEV_ONLY_FILES:
             found.append(f"{name}: development-only {relative} is in the artifact")
         elif path.suffix == ".py":
-            for package in sorted(_imported_packages(path) & DEV_ONLY_PACKAGES):
+            allowed = SAM_LOCAL_IMPORTS.get(relative.as_posix(), frozenset())
+            for package in sorted(_imported_packages(path) & DEV_ONLY_PACKAGES - allowed):
                 found.append(f"{name}: {relative} imports development-only {package}")
     return found
 

@@ -8,25 +8,11 @@ import os
 
 from fastapi import FastAPI
 
-from app.auth import Forbidden, TokenVerifier
 from app.main import create_app
-from app.settings import get_settings
+from app.sam_local import local_token_verifier
 from devtools import live
-from devtools.local_auth import MIN_SECRET_LENGTH, InsufficientScope, verify_token
 
-
-def local_token_verifier(secret: str) -> TokenVerifier:
-    """Checks this checkout's HS256 dev tokens; the owner is the claim OWNER_CLAIM names."""
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ValueError(f"LOCAL_JWT_SECRET must have at least {MIN_SECRET_LENGTH} characters")
-
-    def verify(token: str) -> str | None:
-        try:
-            return verify_token(secret, token, owner_claim=get_settings().owner_claim)
-        except InsufficientScope as error:
-            raise Forbidden(str(error)) from None
-
-    return verify
+__all__ = ["create_local_app", "local_token_verifier"]
 
 
 def create_local_app() -> FastAPI:

@@ -74,12 +74,15 @@ def bring_in_line(client: Any, table: str) -> list[str]:
 
 def write_sam_env(endpoint_host: str, endpoint_port: int, directory: Path = LOCAL_DIR) -> None:
     """The env-vars file and two events for `sam local`, pointing its container at this DynamoDB."""
-    # The deployed function has no local token check and no /ws: only make run uses those.
-    environment = {
-        name: value
-        for name, value in local_environment(f"http://{endpoint_host}:{endpoint_port}").items()
-        if not name.startswith("LOCAL_")
-    }
+    # SAM CLI sets only the variables the template declares for the function (the rest of this
+    # file would be ignored): the tables, DynamoDB Local, this checkout's cursor key instead of
+    # the stack's secret, and the dev-token key the function checks `make token`'s tokens with
+    # under `sam local start-api` (app/sam_local.py).
+    from devtools.template import load_template
+
+    declared = load_template()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    local = local_environment(f"http://{endpoint_host}:{endpoint_port}") | {"CURSOR_SECRET_ARN": ""}
+    environment = {name: value for name, value in local.items() if name in declared}
     ensure_dir(directory)
     (directory / "sam-env.json").write_text(
         json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8"

@@ -267,9 +267,16 @@ def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path,
         variables = json.loads((tmp_path / "sam-env.json").read_text())["ApiFunction"]
         assert variables["DYNAMODB_ENDPOINT_URL"] == server.endpoint
         assert variables["TABLE_NAME"] == LOCAL_TABLE_NAME
-        assert not any(
-            name.startswith("LOCAL_") for name in variables
-        )  # the deployed function's settings only
+        # SAM CLI fills only variables the template declares: each one here is the function's,
+        # with this checkout's dev-token key for `sam local start-api` (app/sam_local.py).
+        from devtools.local_env import local_jwt_secret
+        from devtools.template import load_template
+
+        declared = load_template()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+        assert set(variables) <= set(declared)
+        assert variables["LOCAL_JWT_SECRET"] == local_jwt_secret()
+        assert variables["CURSOR_SECRET_ARN"] == ""  # the stack's secret does not exist locally
+        assert len(variables["CURSOR_SIGNING_KEY"]) >= 32
         client = boto3.client("dynamodb", endpoint_url=variables["DYNAMODB_ENDPOINT_URL"])
         assert client.describe_table(TableName=LOCAL_TABLE_NAME)["Table"]["TableStatus"] == "ACTIVE"
         event = json.loads((tmp_path / "events" / "create-item.json").read_text())

@@ -259,6 +259,12 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
     "authorized-default-route-with-cors": (_authorized_default_route, "E9003"),
     "stream-read-not-granted": (_drop_stream_read, "E9004"),
     "destination-send-not-granted": (_drop_destination_send, "E9004"),
+    "local-token-check-switched-on": (lambda t, c: _env(t, "AWS_SAM_LOCAL", "true"), "E9011"),
+    "local-token-key-deployed": (lambda t, c: _env(t, "LOCAL_JWT_SECRET", "k" * 40), "E9011"),
+    "local-token-key-from-a-parameter": (
+        lambda t, c: _env(t, "LOCAL_JWT_SECRET", {"Fn::If": ["SnapStartEnabled", "", {"Ref": "LogLevel"}]}),
+        "E9011",
+    ),
     "route-without-scope": (_scopeless_route, "E9010"),
     "authorizer-without-scope": (_scopeless_authorizer, "E9010"),
     "api-function-timeout-at-the-limit": (_api_timeout_30, "E9005"),
@@ -319,7 +325,7 @@ def test_the_real_template_and_samconfig_pass(outcomes: dict[str, list[list[str]
 def test_there_are_at_least_twenty_breakages() -> None:
     assert len(BREAKAGES) >= 20
     custom = {rule for _breakage, rule in BREAKAGES.values() if rule.startswith("E9")}
-    assert custom == {f"E90{n:02}" for n in range(1, 11)}  # every custom rule is proven
+    assert custom == {f"E90{n:02}" for n in range(1, 12)}  # every custom rule is proven
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))

@@ -31,6 +31,7 @@ LAYERS = {
     "app.store": 2,
     "app.limits": 2,
     "app.auth": 3,
+    "app.sam_local": 3,
     "app.preconditions": 3,
     "app.dependencies": 4,
     "app.edge": 5,

@@ -1,4 +1,4 @@
-"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9009).
+"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9011).
 
 cfn-lint loads this file with ``--append-rules devtools/cfn_rules`` (``make preflight``) and
 runs the rules on the template as CloudFormation receives it: it applies the SAM transform
@@ -739,3 +739,51 @@ class JwtRoutesRequireAScope(CloudFormationLintRule):
             "ID tokens and access tokens of any scope. Give the authorizer (or the route) "
             "AuthorizationScopes, e.g. [!Ref AuthorizationScope].",
         )
+
+
+# What only local runs may give a value (`sam local`, from .local/sam-env.json): a deployed stack
+# reads its table, its key and its tokens from AWS.
+LOCAL_ONLY_VARIABLES = frozenset({"DYNAMODB_ENDPOINT_URL", "CURSOR_SIGNING_KEY"})
+
+
+class NoLocalTokenCheckDeployed(CloudFormationLintRule):
+    id = "E9011"
+    shortdesc = "No function can switch on the local token check"
+    description = (
+        "The API function checks `make token`'s dev tokens itself only under `sam local` "
+        "(AWS_SAM_LOCAL=true, set by SAM CLI, and a LOCAL_JWT_SECRET): a deployed function with "
+        "both would accept tokens signed with that key instead of relying on API Gateway's authorizer."
+    )
+    tags = ["lambda", "authorization"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        matches = []
+        for name, function in resources(template, "AWS::Lambda::Function").items():
+            environment = function.get("Properties", {}).get("Environment", {})
+            variables = environment.get("Variables", {}) if isinstance(environment, dict) else {}
+            if not isinstance(variables, dict):
+                continue
+            path = ["Resources", name, "Properties", "Environment", "Variables"]
+            for variable, value in variables.items():
+                if variable == "AWS_SAM_LOCAL":
+                    matches.append(
+                        RuleMatch(
+                            [*path, variable],
+                            f"{name} sets AWS_SAM_LOCAL: Lambda would run it as SAM CLI does, with the "
+                            "local token check possible. Remove it (SAM CLI sets it locally).",
+                        )
+                    )
+                elif (variable.startswith("LOCAL_") or variable in LOCAL_ONLY_VARIABLES) and any(
+                    v != "" for v in alternatives(value)
+                ):
+                    matches.append(
+                        RuleMatch(
+                            [*path, variable],
+                            f"{name} gives {variable} a value: it must be the empty string in every "
+                            "deployed stack (only `sam local` fills it, from .local/sam-env.json; "
+                            "a key there would be readable by anyone who can read the function's "
+                            "configuration).",
+                        )
+                    )
+        return matches

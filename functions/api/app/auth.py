@@ -2,9 +2,9 @@
 
 Deployed, API Gateway's JWT authorizer has verified the token and the owner is
 a claim in the Lambda event; this app never verifies a token itself. Only an
-app built with a token verifier (``create_app(token_verifier=...)``, which
-`make run` does from devtools) checks bearer tokens, and the deployed artifact
-contains no such verifier.
+app built with a token verifier (``create_app(token_verifier=...)``: `make run`,
+and the function under `sam local`, app.sam_local) checks bearer tokens, and
+only where the event carries no claims.
 """
 
 from collections.abc import Callable
@@ -61,11 +61,10 @@ def token_verifier(scope: Scope) -> TokenVerifier | None:
 
 def authenticate(scope: Scope, bearer_token: str | None) -> str:
     """The owner of this request (HTTP or WebSocket scope), or NotAuthenticated."""
+    owner = owner_from_event(scope.get("aws.event"), get_settings().owner_claim)
     verifier = token_verifier(scope)
-    if verifier is not None:
+    if owner is None and verifier is not None:  # make run, or sam local start-api
         owner = verifier(bearer_token) if bearer_token else None
-    else:
-        owner = owner_from_event(scope.get("aws.event"), get_settings().owner_claim)
     if owner is None:
         raise NotAuthenticated
     problem = owner_key_problem(owner)

@@ -140,8 +140,9 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 @lru_cache
 def get_layout_client() -> "DynamoDBClient":
-    """The single-attempt client: reads of the layout row (items_core/layout.py) and rate leases
-    (app/limits.py), each of which a request may skip when it fails."""
+    """The single-attempt client: reads of the layout row (items_core/layout.py), rate leases
+    (app/limits.py) and deletes' count updates (app/store/items.py), each of which a request may
+    skip when it fails."""
     return cast("DynamoDBClient", aws_client("dynamodb", max_attempts=LAYOUT_READ_MAX_ATTEMPTS))
 
 
@@ -198,6 +199,7 @@ def get_item_store() -> ItemStore:
         settings.table_name,
         get_layout_reader(),
         items_quota=settings.owner_items_stored,
+        single_attempt_client=get_layout_client,
     )
 
 

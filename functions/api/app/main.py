@@ -22,6 +22,7 @@ from app.auth import TokenVerifier  # noqa: E402
 from app.edge import EdgeMiddleware  # noqa: E402
 from app.routes import docs, health, items  # noqa: E402
 from app.routes.errors import add_error_schemas, install_error_handlers  # noqa: E402
+from app.sam_local import sam_local_token_verifier  # noqa: E402
 
 
 def create_app(
@@ -32,8 +33,8 @@ def create_app(
 ) -> FastAPI:
     """Build the application; it reads no setting and creates no client (see _create_clients_during_init).
 
-    The Lambda handler's app takes no argument: API Gateway verifies tokens and
-    Mangum runs no lifespan. `make run` (devtools.local_app) passes a token
+    The Lambda handler's app takes no verifier (API Gateway verifies tokens), except under
+    `sam local` (app.sam_local); Mangum runs no lifespan. `make run` (devtools.local_app) passes a token
     verifier, the lifespan that follows the local stream and its /ws router.
     """
     app = FastAPI(
@@ -89,7 +90,7 @@ def _create_clients_during_init() -> None:
         dependencies.get_item_store()
 
 
-app = create_app()
+app = create_app(token_verifier=sam_local_token_verifier())  # None unless SAM CLI runs it
 _ensure_event_loop()
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):  # set by Lambda for INIT; `make bench` measures both
     _create_clients_during_init()

@@ -1,8 +1,17 @@
 """Configuration read from the environment once per container."""
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from items_core.bearer import OwnerClaim
 from items_core.environment import from_environment
@@ -13,12 +22,17 @@ from items_core.settings_errors import describe_settings_errors
 # to a tagged item: claim, the untagged attempt, the transaction, record). The capacity
 # tests hold every route to it; the template's RetryBudget declares it.
 MAX_AWS_CALLS_PER_REQUEST = 4
-# Plus at most two calls of a single attempt each, which a request can do without: a read of the
+# Plus at most three calls of a single attempt each, which a request can do without: a read of the
 # items table's layout row (items_core/layout.py; when it fails the request goes on the way that
-# is right for every layout) and a lease of the owner's rate (app/limits.py; when it fails the
-# request goes through).
+# is right for every layout), a lease of the owner's rate (app/limits.py; when it fails the
+# request goes through) and a delete's update of its owner's count (app/store/items.py; when it
+# fails the count errs strict).
 LAYOUT_READ_MAX_ATTEMPTS = 1
-SINGLE_ATTEMPT_CALLS_PER_REQUEST = 2
+SINGLE_ATTEMPT_CALLS_PER_REQUEST = 3
+
+
+def _empty_is_unset(value: object) -> object:
+    return None if value == "" else value
 
 
 class Settings(BaseModel):
@@ -32,8 +46,12 @@ class Settings(BaseModel):
     idempotency_table_name: str = Field(
         min_length=3, max_length=255, description="a DynamoDB table name, 3-255 characters"
     )
-    dynamodb_endpoint_url: str | None = None
+    # Empty is unset: the template declares the variables only local runs fill (E9011).
+    dynamodb_endpoint_url: Annotated[str | None, BeforeValidator(_empty_is_unset)] = None
     owner_claim: OwnerClaim = "sub"
+    # The OAuth scope every /items route requires (template parameter AuthorizationScope): API
+    # Gateway checks it when deployed; `make run` and `sam local` check it in app.sam_local.
+    authorization_scope: str = Field(default="items-api/items", min_length=1, max_length=256)
     api_base_path: str = ""
     # Each owner's allowance (app/limits.py); 0 switches a limit off.
     owner_reads_per_second: int = Field(default=50, ge=0, le=1_000_000, description="an integer from 0 up")
@@ -59,8 +77,8 @@ class Settings(BaseModel):
     # request either way, and the service validates them again, so the tests and
     # `make run` switch it on to catch a malformed call, and Lambda skips it.
     aws_validate_params: bool = False
-    cursor_secret_arn: str | None = None
-    cursor_signing_key: SecretStr | None = None
+    cursor_secret_arn: Annotated[str | None, BeforeValidator(_empty_is_unset)] = None
+    cursor_signing_key: Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)] = None
 
     @field_validator("api_base_path")
     @classmethod

@@ -1,0 +1,79 @@
+"""`sam local` only: checks `make token`'s bearer tokens, which SAM CLI cannot (it skips JWT authorizers).
+
+Deployed, API Gateway's JWT authorizer verifies every token and the owner comes from its
+claims; this module is inert there. It switches on only when both hold:
+
+- ``AWS_SAM_LOCAL`` is ``true``: SAM CLI sets it in every function it runs, Lambda never does,
+  and `make preflight` (E9011) refuses a template that sets it;
+- ``LOCAL_JWT_SECRET`` is not empty: the template declares it empty, because SAM CLI fills only
+  variables a template declares (from `make dynamodb`'s .local/sam-env.json), and E9011 refuses
+  any other value.
+
+Claims in the event still come first (app.auth), so `sam local invoke` with the generated
+events is served as before. `make run` checks the same tokens the same way (devtools.local_app).
+"""
+
+import os
+
+from app.auth import Forbidden, TokenVerifier
+from app.settings import get_settings
+
+ISSUER = "items-api-local"
+AUDIENCE = "items-api-local"
+ALGORITHM = "HS256"
+MIN_SECRET_LENGTH = 32
+
+
+class InsufficientScope(Exception):
+    """A valid token that is not an access token with the API's scope (API Gateway answers 403)."""
+
+
+def verify_token(secret: str, token: str, *, scope: str, owner_claim: str = "sub") -> str | None:
+    """The owner named by a valid access token with `scope`; None for an invalid token (401),
+    InsufficientScope for a valid one without the scope (403), as API Gateway answers them."""
+    import jwt  # only local runs verify tokens: the deployed function never imports it
+
+    from items_core.bearer import granted_scopes
+
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "iss", "aud", owner_claim]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("token_use", "access") != "access" or scope not in granted_scopes(claims):
+        raise InsufficientScope(
+            f"The token is not an access token with the scope {scope} (an ID token carries none)"
+        )
+    owner = claims.get(owner_claim)
+    return owner if isinstance(owner, str) and owner else None
+
+
+def local_token_verifier(secret: str) -> TokenVerifier:
+    """Checks this checkout's HS256 dev tokens; the owner is the claim OWNER_CLAIM names."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"LOCAL_JWT_SECRET must have at least {MIN_SECRET_LENGTH} characters")
+
+    def verify(token: str) -> str | None:
+        settings = get_settings()
+        try:
+            return verify_token(
+                secret, token, scope=settings.authorization_scope, owner_claim=settings.owner_claim
+            )
+        except InsufficientScope as error:
+            raise Forbidden(str(error)) from None
+
+    return verify
+
+
+def sam_local_token_verifier() -> TokenVerifier | None:
+    """The dev-token check when SAM CLI runs the function with a local key, else None (deployed)."""
+    secret = os.environ.get("LOCAL_JWT_SECRET", "")
+    if os.environ.get("AWS_SAM_LOCAL") != "true" or not secret:
+        return None
+    return local_token_verifier(secret)
