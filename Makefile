@@ -30,7 +30,7 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python validate build clean
+.PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python sam deploy validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -153,6 +153,22 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
 	rm -f $(SAM_VENV)/.installed-* && touch $@
+
+# `sam` as the README uses it: SAM CLI lives in .venv-sam (its own pins); .local/bin holds only
+# `sam`, so putting it on PATH changes nothing else (python3 stays yours).
+sam: $(SAM_STAMP) ## install SAM CLI (pinned) and link it as .local/bin/sam; then: export PATH="$$PWD/.local/bin:$$PATH"
+	mkdir -p .local/bin
+	ln -sfn ../../$(SAM_VENV)/bin/sam .local/bin/sam
+	@.local/bin/sam --version
+	@echo 'To call it as sam in this shell: export PATH="$$PWD/.local/bin:$$PATH"'
+
+# dev is samconfig.toml's default environment.
+SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
+deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|staging|prod [GUIDED=1] (first deploy: GUIDED=1)
+	@case "$(ENV)" in dev|staging|prod) ;; *) echo "usage: make deploy ENV=dev|staging|prod [GUIDED=1] (got ENV=$(ENV))"; exit 2;; esac
+	$(MAKE) preflight
+	$(MAKE) build
+	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(GUIDED),--guided)
 
 validate: $(SAM_STAMP) ## sam validate --lint
 	$(SAM) validate --lint

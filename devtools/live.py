@@ -27,6 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.auth import NotAuthenticated, OwnerNotUsable, authenticate
 from app.observability import get_logger
 from app.settings import get_settings
+from devtools.logs import REFUSED_HANDSHAKE
 from items_core.aws_clients import botocore_session
 from items_core.bearer import bearer_token
 from items_core.messages import (
@@ -207,6 +208,7 @@ async def _refuse(websocket: WebSocket, status: int, detail: str) -> None:
     # An HTTP answer to the handshake where the server supports it (uvicorn,
     # TestClient); otherwise close code 1008 (policy violation).
     # The body is the deployed `$connect`'s, word for word (items_core.messages).
+    REFUSED_HANDSHAKE.set(f"{status} {detail}")  # an expected answer: devtools.logs logs it at INFO
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(PlainTextResponse(detail, status_code=status))
     else:

@@ -8,6 +8,7 @@ encoding of the parameter's name (``?%74oken=`` is ``token`` to the server too).
 import copy
 import logging
 import re
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -48,12 +49,37 @@ class RedactTokens(logging.Filter):
         return True
 
 
+# Why the app refused the WebSocket handshake being served (set by devtools.live in the
+# connection's task, read by ExpectedRefusals in the same task once the app has returned).
+REFUSED_HANDSHAKE: ContextVar[str | None] = ContextVar("refused_handshake", default=None)
+_UNCOMPLETED_HANDSHAKE = "ASGI callable returned without completing handshake."
+
+
+class ExpectedRefusals(logging.Filter):
+    """A refused handshake is an expected answer, not an error: INFO, with the reason.
+
+    uvicorn's WebSocket protocol logs an ERROR for every handshake the app answers with an HTTP
+    refusal (it counts a denial response as a handshake never completed); a handshake the app
+    really left unanswered keeps its ERROR.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reason = REFUSED_HANDSHAKE.get()
+        if reason is not None and record.getMessage() == _UNCOMPLETED_HANDSHAKE:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "WebSocket handshake refused: %s", (reason,)
+        return True
+
+
 def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with RedactTokens on each of its handlers."""
+    """uvicorn's own logging configuration, with RedactTokens and ExpectedRefusals on its handlers."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact_tokens": {"()": "devtools.logs.RedactTokens"}}
+    config["filters"] = {
+        "redact_tokens": {"()": "devtools.logs.RedactTokens"},
+        "expected_refusals": {"()": "devtools.logs.ExpectedRefusals"},
+    }
     for handler in config["handlers"].values():
-        handler["filters"] = ["redact_tokens"]
+        handler["filters"] = ["expected_refusals", "redact_tokens"]
     return config

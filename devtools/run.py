@@ -138,6 +138,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# What `make run`'s server adds to uvicorn's defaults, to answer as the deployed API does: a
+# WebSocket message over API Gateway's 128 KB closes the connection with 1009, as there.
+LOCAL_SERVER_OPTIONS: dict[str, Any] = {"ws_max_size": 128 * 1024}
+
+
 class LocalRunError(Exception):
     """What stops `make run` or `make dynamodb` before it serves anything, in words."""
 
@@ -197,6 +202,7 @@ def _serve_api(args: argparse.Namespace) -> None:
         reload_dirs=[str(task_root), str(REPO_ROOT / "layers" / "shared"), str(REPO_ROOT / "devtools")],
         log_level="info",
         log_config=uvicorn_log_config(),
+        **LOCAL_SERVER_OPTIONS,
     )
 
 

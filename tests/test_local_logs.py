@@ -65,4 +65,4 @@ def test_uvicorn_access_lines_are_redacted_argument_by_argument() -> None:
 def test_every_uvicorn_handler_redacts() -> None:
     config = uvicorn_log_config()
     assert config["handlers"]
-    assert all(handler["filters"] == ["redact_tokens"] for handler in config["handlers"].values())
+    assert all("redact_tokens" in handler["filters"] for handler in config["handlers"].values())

@@ -5,13 +5,16 @@
 - ``X-Request-ID`` and the security headers on every response, ``Cache-Control: no-store``
   on the per-owner resources;
 - one log line per request, which is also its metrics record (app.observability);
-- the last resort: an exception no handler answered is logged once and becomes a generic 500.
+- the last resort: an exception no handler answered is logged once and becomes a generic 500;
+- under a local server, a client that goes away mid-request is logged as aborted (status 499,
+  ``aborted``), not as a failure, and a body that stalls is answered 408.
 
 It puts ``request_id`` in ``request.state`` for routes and handlers, and reads back
 ``owner`` (set by the owner dependency) for the log line; the Idempotency-Key claim also
 travels in ``request.state`` (app/routes/idempotency.py).
 """
 
+import asyncio
 import json
 import time
 import uuid
@@ -65,6 +68,60 @@ def client_prefix(event: Any, path: str) -> tuple[str, str]:
     if isinstance(client_path, str) and client_path != path and client_path.endswith(path):
         return client_path[: -len(path)].rstrip("/"), path
     return "", path
+
+
+# A request body that stops arriving for this long is answered 408 (local servers only: API
+# Gateway hands Lambda whole bodies). docs/configuration.md, "make run".
+REQUEST_BODY_TIMEOUT_SECONDS = 10.0
+# Logged for a request whose client went away before its answer (nginx's code): it got nothing.
+CLIENT_CLOSED_REQUEST = 499
+
+
+class _ClientBody:
+    """The request's receive channel, noting how a client ended it early (under a local server, where
+    a body arrives in parts; in Lambda the event holds the whole body)."""
+
+    def __init__(self, receive: Receive, *, served: bool) -> None:
+        self._receive = receive
+        self._served = served
+        self.ended = ""  # "aborted": the client went away before its answer; "stalled": its body did
+
+    async def __call__(self) -> Message:
+        if not self._served:
+            return await self._receive()
+        try:
+            message = await asyncio.wait_for(self._receive(), REQUEST_BODY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            self.ended = "stalled"
+            return {"type": "http.disconnect"}
+        if message["type"] == "http.disconnect" and not self.ended:
+            self.ended = "aborted"
+        return message
+
+
+async def _answer_unhandled(answer: Send, status: int | None, request: str, request_id: str) -> None:
+    """The last resort: log the exception being handled once, and answer a generic 500 if still possible."""
+    get_logger().exception("Unhandled error on %s", request, extra={"request_id": request_id})
+    if status is not None:  # the answer had begun: nothing else can be sent
+        raise  # noqa: PLE0704 - re-raises the exception the caller is handling
+    body = json.dumps({"detail": "Internal Server Error", "request_id": request_id}).encode()
+    content = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await answer({"type": "http.response.start", "status": 500, "headers": content})
+    await answer({"type": "http.response.body", "body": body})
+
+
+async def _answer_stalled(answer: Send) -> None:
+    seconds = f"{REQUEST_BODY_TIMEOUT_SECONDS:g}"
+    body = json.dumps(
+        {"detail": f"The request body stopped arriving for {seconds} s; send it whole."}
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await answer({"type": "http.response.start", "status": 408, "headers": headers})
+    await answer({"type": "http.response.body", "body": body})
 
 
 def _routed_path(scope: Scope) -> tuple[str, str]:
@@ -142,23 +199,22 @@ class EdgeMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
+        body = _ClientBody(receive, served="aws.event" not in scope)
         try:
-            await self.app(inner, receive, answer)
+            await self.app(inner, body, answer)
         except Exception:
-            get_logger().exception(
-                "Unhandled error on %s %s", method, scope["path"], extra={"request_id": request_id}
-            )
-            if status is not None:  # the answer had begun: nothing else can be sent
-                raise
-            body = json.dumps({"detail": "Internal Server Error", "request_id": request_id}).encode()
-            content = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await answer({"type": "http.response.start", "status": 500, "headers": content})
-            await answer({"type": "http.response.body", "body": body})
+            if status is None and body.ended == "stalled":
+                await _answer_stalled(answer)
+            elif status is not None or body.ended != "aborted":  # aborted: nothing failed here
+                await _answer_unhandled(answer, status, f"{method} {scope['path']}", request_id)
         finally:
             route = getattr(inner.get("route"), "path", None)
             owner = state.get("owner")
             owner_ref = owner_reference(owner) if owner else None
-            log_request(scope, method, route, status or 500, time.perf_counter() - start, state, owner_ref)
+            aborted = status is None and body.ended == "aborted"
+            logged = CLIENT_CLOSED_REQUEST if aborted else status or 500
+            seconds = time.perf_counter() - start
+            log_request(scope, method, route, logged, seconds, state, owner_ref, aborted=aborted)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The handshake's HTTP answer, accepted or refused, carries the request id too.

@@ -99,6 +99,8 @@ def log_request(
     seconds: float,
     state: dict[str, Any],
     owner_ref: str | None,
+    *,
+    aborted: bool = False,
 ) -> None:
     """Write the request's line (INFO "request", at every log level: it is the metrics record)."""
     now = time.time()
@@ -120,6 +122,8 @@ def log_request(
     }
     if line["xray_trace_id"] is None:
         del line["xray_trace_id"]
+    if aborted:  # the client went away before its answer (status 499: it got none)
+        line["aborted"] = True
     namespace = metrics_namespace()
     if namespace:
         metrics = {"Requests": 1, "Latency": line["latency_ms"]}
