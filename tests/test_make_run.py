@@ -385,3 +385,43 @@ def test_make_run_brings_local_data_of_an_earlier_layout_in_line(tmp_path: Path,
         assert copy["Item"]["name"] == {"S": "Old"}
     finally:
         server.stop()
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    }
+    return subprocess.run(  # noqa: S603
+        ["make", *args],  # noqa: S607 - make from PATH, as a developer runs it
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_make_deploy_runs_the_gate_then_builds_then_deploys_the_named_environment() -> None:
+    for environment, config_env in (("dev", "default"), ("staging", "staging"), ("prod", "prod")):
+        planned = _make("-n", "deploy", f"ENV={environment}")
+        assert planned.returncode == 0, planned.stderr
+        steps = planned.stdout
+        gate, build = steps.index("make preflight"), steps.index("make build")
+        deploy = steps.index(f"sam deploy --config-env {config_env}")
+        assert gate < build < deploy
+    assert "--guided" in _make("-n", "deploy", "ENV=dev", "GUIDED=1").stdout
+    for wrong in ((), ("ENV=qa",)):
+        refused = _make("deploy", *wrong)
+        assert refused.returncode != 0
+        assert "usage: make deploy ENV=dev|staging|prod" in refused.stdout + refused.stderr
+
+
+def test_make_sam_puts_sam_cli_where_the_readme_says() -> None:
+    made = _make("sam")
+    assert made.returncode == 0, made.stderr
+    assert "SAM CLI, version" in made.stdout
+    assert 'export PATH="$PWD/.local/bin:$PATH"' in made.stdout
+    version = subprocess.run(  # noqa: S603
+        [str(REPO_ROOT / ".local" / "bin" / "sam"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.startswith("SAM CLI, version")
