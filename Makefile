@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# The interpreter's version is part of the stamp: PYTHON=python3.12 rebuilds .venv with it.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | cut -d' ' -f1)
@@ -36,10 +38,15 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON_VERSION)" || { echo "PYTHON=$(PYTHON) is not a Python interpreter on this machine (python3.11 to 3.13)"; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+		echo "$(VENV) runs Python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); rebuilding it with $(PYTHON) ($(PYTHON_VERSION))"; fi
+	@echo "Installing the pinned dependencies into $(VENV) with $(PYTHON) ($(PYTHON_VERSION)); a first install takes a minute or two"
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	set -o pipefail; $(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
+	touch $@
 
 install: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## create .venv and install the pinned dependencies
 

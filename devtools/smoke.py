@@ -92,11 +92,36 @@ def cors_preflight_allows(client: httpx.Client, origin: str) -> bool:
     )
 
 
-def run_checks(base_url: str, token: str, ws_url: str | None = None, origin: str | None = None) -> list[str]:
+def blocker(base: str, auth: dict[str, str], timeout: float) -> str | None:
+    """Why no check can pass, in one line (nothing answers, or the token is refused), or None."""
+    try:
+        with httpx.Client(base_url=base, timeout=timeout) as client:
+            probe = client.get("/items", params={"limit": 1}, headers=auth)
+    except httpx.ConnectError as error:
+        return f"cannot connect to {base}: {error} (is BASE_URL right, and the stack deployed?)"
+    except httpx.TimeoutException:
+        return f"{base} did not answer within {timeout:g} s"
+    except httpx.HTTPError as error:
+        return f"{base}: {type(error).__name__}: {error}"
+    if probe.status_code in {401, 403}:
+        detail = probe.text.strip()[:200]
+        return (
+            f"the token is refused with {probe.status_code} ({detail}): every call that needs it would "
+            "fail; send an access token this API accepts (README, Tokens)"
+        )
+    return None
+
+
+def run_checks(
+    base_url: str, token: str, ws_url: str | None = None, origin: str | None = None, timeout: float = 15
+) -> list[str]:
     """Each failed check, described; an empty list means the deployment answers as documented."""
-    failures: list[str] = []
     auth = {"Authorization": f"Bearer {token}"}
     base = base_url.rstrip("/")
+    reason = blocker(base, auth, timeout)
+    if reason is not None:
+        return [reason]
+    failures: list[str] = []
 
     def check(name: str, condition: Callable[[], bool]) -> None:
         try:
@@ -107,7 +132,7 @@ def run_checks(base_url: str, token: str, ws_url: str | None = None, origin: str
         if not ok:
             failures.append(name)
 
-    with httpx.Client(base_url=base, timeout=15) as client, _realtime(ws_url, token, check) as realtime:
+    with httpx.Client(base_url=base, timeout=timeout) as client, _realtime(ws_url, token, check) as realtime:
         check("GET /health is 200 ok", lambda: client.get("/health").json() == {"status": "ok"})
         check("GET /docs serves Swagger UI", lambda: "swagger-ui" in client.get("/docs").text)
         check(
@@ -123,7 +148,13 @@ def run_checks(base_url: str, token: str, ws_url: str | None = None, origin: str
             ),
         )
         name = f"smoke-{uuid.uuid4().hex[:8]}"
-        created = client.post("/items", json={"name": name, "price": 1.5, "tags": ["smoke"]}, headers=auth)
+        try:
+            created = client.post(
+                "/items", json={"name": name, "price": 1.5, "tags": ["smoke"]}, headers=auth
+            )
+        except httpx.HTTPError as error:
+            failures.append(f"POST /items: {type(error).__name__}: {error}")
+            return failures
         check(
             "POST /items is 201 with Location",
             lambda: created.status_code == 201 and "location" in created.headers,
@@ -167,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--origin", help="an origin of the stack's CorsAllowedOrigins: checks the CORS preflight"
     )
+    parser.add_argument("--timeout", type=float, default=15, help="seconds to wait for each answer")
     args = parser.parse_args(argv)
-    failures = run_checks(args.base_url, args.token, args.ws_url, args.origin)
+    failures = run_checks(args.base_url, args.token, args.ws_url, args.origin, args.timeout)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     print(f"smoke: {'ok' if not failures else f'{len(failures)} failed'} against {args.base_url}")

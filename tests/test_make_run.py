@@ -129,9 +129,11 @@ def test_smoke_test_passes_against_make_run(server: tuple[Server, str, int], dev
         capture_output=True,
         text=True,
     )
+    # And it fails in one line when the token is refused: no check could pass.
     assert broken.returncode == 1
-    assert "FAILED POST /items is 201" in broken.stderr
-    assert "FAILED WebSocket connects (InvalidStatus" in broken.stderr
+    assert broken.stderr.count("FAILED") == 1, broken.stderr
+    assert "FAILED the token is refused with 401" in broken.stderr
+    assert "Traceback" not in broken.stderr
 
 
 def test_make_run_pushes_changes_over_ws_to_their_owner(
@@ -425,3 +427,21 @@ def test_make_sam_puts_sam_cli_where_the_readme_says() -> None:
         [str(REPO_ROOT / ".local" / "bin" / "sam"), "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("SAM CLI, version")
+
+
+def test_python_is_honoured_the_venv_is_rebuilt_with_it() -> None:
+    """PYTHON=python3.13 rebuilds .venv with that interpreter (its version is in the stamp)."""
+    import shutil
+
+    current = _make("-n", "install")
+    assert "-m venv" not in current.stdout  # .venv is up to date with python3
+    other = shutil.which("python3.13") or shutil.which("python3.12")
+    if other is None:  # pyenv's interpreters, as the Makefile finds them
+        candidates = sorted(Path.home().glob(".pyenv/versions/3.1[23]*/bin/python3.1[23]"))
+        assert candidates, "no second interpreter (python3.12 or 3.13) on this machine"
+        other = str(candidates[-1])
+    planned = _make("-n", "install", f"PYTHON={other}")
+    assert f"{other} -m venv --clear .venv" in planned.stdout
+    missing = _make("install", "PYTHON=python3.99-nowhere")
+    assert missing.returncode != 0
+    assert "PYTHON=python3.99-nowhere is not a Python interpreter on this machine" in missing.stdout

@@ -51,3 +51,39 @@ def test_another_origin_is_not_allowed() -> None:
 
     with httpx.Client(transport=httpx.MockTransport(other_origin), base_url="https://api.example") as client:
         assert cors_preflight_allows(client, ORIGIN) is False
+
+
+def _smoke(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    from devtools.template import REPO_ROOT
+
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "devtools.smoke", "--token", "t", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_make_smoke_says_in_one_line_that_nothing_answers() -> None:
+    """A refused connection and a server that never answers: one line each, no traceback."""
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again: nothing listens there
+    refused = _smoke("--base-url", f"http://127.0.0.1:{port}")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"FAILED cannot connect to http://127.0.0.1:{port}")
+    assert refused.stderr.count("\n") == 1
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts the connection, never answers
+        base = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        timed_out = _smoke("--base-url", base, "--timeout", "0.5")
+    assert timed_out.returncode == 1
+    assert timed_out.stderr == f"FAILED {base} did not answer within 0.5 s\n"
+    assert "Traceback" not in refused.stderr + timed_out.stderr
