@@ -66,45 +66,8 @@ def test_another_owner_receives_nothing_of_it(live: TestClient, auth: Auth) -> N
         assert receive_within(bob) == {"type": "pong"}  # and nothing else was waiting for bob
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/ws",
-        "/ws?token=not-a-jwt",
-        "/ws?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
-    ],
-    ids=["missing", "malformed", "forged"],
-)
-def test_missing_or_invalid_token_is_refused_at_the_handshake(live: TestClient, path: str) -> None:
-    from items_core.messages import INVALID_TOKEN, MISSING_TOKEN
-
-    with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(path):
-        pass  # pragma: no cover - never reached
-    assert refused.value.status_code == 401
-    # The deployed $connect's bodies, word for word (tests/test_realtime_deployed.py).
-    assert refused.value.text == (MISSING_TOKEN if path == "/ws" else INVALID_TOKEN)
-
-
-def test_a_token_without_the_scope_is_refused_as_deployed(live: TestClient) -> None:
-    from devtools.local_auth import issue_token
-    from items_core.messages import INVALID_TOKEN
-    from tests.conftest import LOCAL_SECRET
-
-    for claims in ({"scope": None}, {"token_use": "id", "scope": None}):
-        token = issue_token(LOCAL_SECRET, "alice", **claims)
-        with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(f"/ws?token={token}"):
-            pass  # pragma: no cover
-        assert (refused.value.status_code, refused.value.text) == (401, INVALID_TOKEN)
-
-
-def test_expired_token_is_refused(live: TestClient) -> None:
-    from devtools.local_auth import issue_token
-    from tests.conftest import LOCAL_SECRET
-
-    expired = issue_token(LOCAL_SECRET, "alice", ttl_seconds=-60)
-    with pytest.raises(WebSocketDenialResponse) as refused, live.websocket_connect(f"/ws?token={expired}"):
-        pass  # pragma: no cover
-    assert refused.value.status_code == 401
+# The refusals (missing, malformed, forged, expired, scope-less and ID tokens, an owner id too
+# long, the connection limit) are checked on both paths in tests/test_realtime_contract.py.
 
 
 def test_ping_pong_and_errors_keep_the_connection_open(live: TestClient, auth: Auth) -> None:
@@ -211,21 +174,6 @@ def test_follower_resumes_after_the_last_change_when_its_iterator_is_refused(
         names = [receive_within(socket)["item"]["name"] for _ in range(2)]
     assert names == ["second", "third"]  # each once, in order, none lost
     assert refused["iterators"]  # the refusal was injected
-
-
-def test_an_owner_id_too_long_for_a_key_is_refused_with_403(live: TestClient, auth: Auth) -> None:
-    from items_core.rows import MAX_OWNER_BYTES
-
-    with (
-        pytest.raises(WebSocketDenialResponse) as refused,
-        live.websocket_connect("/ws", headers=auth("o" * (MAX_OWNER_BYTES + 1))),
-    ):
-        pass  # pragma: no cover - refused at the handshake
-    assert refused.value.status_code == 403
-    assert (
-        refused.value.text
-        == "The token's owner claim (sub) is 1025 bytes long; at most 1024 bytes (UTF-8) can be stored"
-    )
 
 
 def test_an_owner_at_the_connection_limit_is_refused_with_429(live: TestClient, auth: Auth) -> None:

@@ -68,13 +68,17 @@ class OwnerChange:
 
 
 def _approximate_time(data: dict[str, Any]) -> datetime:
-    # Lambda events carry epoch seconds; GetRecords through botocore, a datetime.
+    """When the record was written, in whole seconds like every other `at` (and the items' times)."""
+    # Lambda events carry epoch seconds; GetRecords through botocore (make run), a datetime that
+    # may carry microseconds.
     stamp = data.get("ApproximateCreationDateTime")
     if isinstance(stamp, datetime):
-        return stamp
-    if isinstance(stamp, int | float):
-        return datetime.fromtimestamp(stamp, UTC)
-    return datetime.now(UTC)
+        moment = stamp
+    elif isinstance(stamp, int | float):
+        moment = datetime.fromtimestamp(stamp, UTC)
+    else:
+        moment = datetime.now(UTC)
+    return moment.replace(microsecond=0)
 
 
 def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
