@@ -1,5 +1,7 @@
 """`make smoke ORIGIN=…` checks a browser's CORS preflight the way API Gateway answers it."""
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httpx2 as httpx
@@ -54,9 +56,6 @@ def test_another_origin_is_not_allowed() -> None:
 
 
 def _smoke(*args: str) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
     from devtools.template import REPO_ROOT
 
     return subprocess.run(  # noqa: S603
