@@ -216,6 +216,10 @@ def test_idempotency_keys_beyond_the_owners_hourly_allowance_are_429_and_store_n
     assert [item["name"] for item in client.get("/items", headers=auth("alice")).json()["items"]] == [
         "Lamp"
     ] * 3
+    # A retry of a key already answered is a replay, allowance used up or not: a client whose
+    # reply was lost always learns what became of its request.
+    replay = client.post("/items", json=plain, headers={**auth("alice"), "Idempotency-Key": "k0"})
+    assert (replay.status_code, replay.headers["idempotent-replayed"]) == (201, "true")
     # Without a key the owner writes on; another owner has keys of its own.
     assert client.post("/items", json=plain, headers=auth("alice")).status_code == 201
     assert (
@@ -304,7 +308,7 @@ def _counter(dynamodb: Any, owner: str) -> dict[str, Any]:
 
 
 def test_a_create_beyond_the_items_quota_is_a_403_that_names_it_and_writes_nothing(
-    quota: int, client: TestClient, auth: Auth, dynamodb: Any
+    quota: int, client: TestClient, auth: Auth, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain = {"name": "Lamp", "price": 1}
     tagged = {"name": "Hose", "price": 1, "tags": ["garden", "sale"]}
@@ -330,6 +334,16 @@ def test_a_create_beyond_the_items_quota_is_a_403_that_names_it_and_writes_nothi
     assert retried.status_code == 201  # the refused key was not kept: sent again, it runs
     assert retried.json()["id"] == 4
     assert client.post("/items", json=plain, headers=auth("alice")).status_code == 403
+    # An operator lowering the quota below what an owner stores: the answer says both numbers.
+    monkeypatch.setenv("OWNER_ITEMS_STORED", "2")
+    dependencies.get_settings.cache_clear()
+    dependencies.get_item_store.cache_clear()
+    lowered = client.post("/items", json=plain, headers=auth("alice"))
+    assert (lowered.status_code, lowered.json()["detail"]) == (
+        403,
+        "This owner stores 3 items; its quota allows 2 (OwnerItemsStored); nothing was created."
+        " Delete items to make room.",
+    )
     # Updates of stored items are not creates: the quota does not stop them.
     assert client.patch("/items/1", json={"tags": ["x"]}, headers=auth("alice")).status_code == 200
     assert int(_counter(dynamodb, "alice")["live_items"]["N"]) == 3
@@ -433,3 +447,29 @@ def test_the_items_quota_costs_a_create_no_extra_call_and_a_refusal_one(
     calls.clear()
     assert client.delete("/items/1", headers=auth("alice")).status_code == 204
     assert calls == ["TransactWriteItems"]  # and the count update, on the single-attempt client
+
+
+def test_writes_to_a_tagged_item_are_charged_for_the_rows_they_write_not_the_body_they_send(
+    limited: None, now: list[float], client: TestClient, auth: Auth
+) -> None:
+    """A PATCH without tags rewrites the item's 20 copies: 21 units, charged before they are written."""
+    tags = {"name": "Hose", "price": 1, "tags": [f"t{n}" for n in range(20)]}
+    assert client.post("/items", json=tags, headers=auth("alice")).status_code == 201  # 21 of 30 units
+    now[0] += WINDOW_SECONDS
+    assert client.patch("/items/1", json={"quantity": 2}, headers=auth("alice")).status_code == 200  # 21
+    refused = client.patch("/items/1", json={"quantity": 3}, headers=auth("alice"))
+    assert refused.status_code == 429
+    assert "3 write units a second" in refused.json()["detail"]
+    assert client.get("/items/1", headers=auth("bob")).status_code == 404  # (reads: another allowance)
+    now[0] += WINDOW_SECONDS
+    item = client.get("/items/1", headers=auth("alice")).json()
+    assert (item["quantity"], item["version"]) == (2, 2)  # the refused PATCH wrote nothing
+    # A PUT without tags deletes the 20 copies (21 rows); then a delete of a plain item is 2 rows.
+    assert client.put("/items/1", json={"name": "Hose", "price": 1}, headers=auth("alice")).status_code == 200
+    assert client.put("/items/1", json={"name": "Hose", "price": 2}, headers=auth("alice")).status_code == 200
+    now[0] += WINDOW_SECONDS
+    assert client.post("/items", json=tags, headers=auth("alice")).status_code == 201
+    now[0] += WINDOW_SECONDS
+    assert client.delete("/items/2", headers=auth("alice")).status_code == 204  # 22 rows
+    assert client.delete("/items/1", headers=auth("alice")).status_code == 204  # 1 (+ the count)
+    assert client.post("/items", json=tags, headers=auth("alice")).status_code == 429  # 21 more: no room

@@ -7,10 +7,12 @@ The Idempotency-Key dependency lives with the route class that records its answe
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -170,6 +172,7 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
     if not rates.limited(kind):
         return
     cost = 1
+    request.state.body_kb = max(1, math.ceil(len(body) / 1024))
     if kind == "writes" and body:
         try:
             document = await request.json()
@@ -182,6 +185,25 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
         await blocking(rates.take, owner, kind, cost)
     except RateLimited as error:
         raise too_many(error) from None
+    request.state.write_units = cost
+
+
+def rows_charge(request: Request, owner: str) -> Callable[[int], None] | None:
+    """For a write whose rows are known only once the store has seen the item (the tags it carries
+    or drops): a charge of the units beyond those the body was priced at, made before those rows
+    are written; RateLimited (429) when the owner's allowance has no room for them."""
+    rates = get_owner_rates()
+    if not rates.limited("writes"):
+        return None
+    charged = getattr(request.state, "write_units", 1)
+    kb = getattr(request.state, "body_kb", 1)
+
+    def charge(rows: int) -> None:
+        extra = rows * kb - charged
+        if extra > 0:
+            rates.take(owner, "writes", extra)
+
+    return charge
 
 
 @lru_cache
@@ -243,6 +265,14 @@ class BearerOwner(HTTPBearer):
 
 get_owner = BearerOwner()
 CurrentOwner = Annotated[str, Depends(get_owner)]
+
+
+async def rows_charge_dependency(request: Request, owner: CurrentOwner) -> Callable[[int], None] | None:
+    """The write's charge for rows its body did not announce (rows_charge)."""
+    return rows_charge(request, owner)
+
+
+RowsCharge = Annotated[Callable[[int], None] | None, Depends(rows_charge_dependency)]
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 

@@ -97,10 +97,6 @@ async def idempotency_key(
         key = key[1:-1]
     if len(key) > records.MAX_KEY_LENGTH:
         _key_error(f"Idempotency-Key must be at most {records.MAX_KEY_LENGTH} characters", "string_too_long")
-    try:  # each key's record is stored for a day: the owner's hourly allowance bounds them
-        await blocking(get_owner_rates().take, owner, "keys")
-    except RateLimited as error:
-        raise too_many(error) from None
     body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else b""
     fingerprint = hashlib.sha256(
         request.headers.get("if-match", "").encode("latin-1") + b"\n" + body
@@ -122,6 +118,14 @@ async def idempotency_key(
             "A request with this Idempotency-Key is still in progress",
             headers={"Retry-After": str(result.retry_after)},
         )
+    # A new key's record is kept for a day: the owner's hourly allowance bounds them. A replay, a
+    # reused key and a key in progress claim nothing, so they cost nothing (a retry always learns
+    # what became of its request).
+    try:
+        await blocking(get_owner_rates().take, owner, "keys")
+    except RateLimited as error:
+        await blocking(store.release, record_key, token)
+        raise too_many(error) from None
     setattr(request.state, _STATE, _Claim(store, record_key, token))
 
 

@@ -1,6 +1,8 @@
 """CRUD and listing of the caller's items."""
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -12,8 +14,11 @@ from app.dependencies import (
     IfMatch,
     ItemId,
     ItemStoreDep,
+    RowsCharge,
     canonical_int,
+    too_many,
 )
+from app.limits import RateLimited
 from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error, retry_after_header
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
@@ -131,6 +136,17 @@ def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str
                 }
             ]
         ) from error
+
+
+T = TypeVar("T")
+
+
+async def _charged(write: Callable[[], T]) -> T:
+    """Run a store write in a worker thread; the owner's allowance refusing its rows is a 429."""
+    try:
+        return await blocking(write)
+    except RateLimited as error:
+        raise too_many(error) from None
 
 
 def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
@@ -256,9 +272,11 @@ async def replace_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
+    charge: RowsCharge,
 ) -> Response:
     """Replace every client field; omitted optional fields return to their defaults."""
-    return _item_response(await blocking(store.update, owner, item_id, item.model_dump(), if_match=if_match))
+    update = partial(store.update, owner, item_id, item.model_dump(), if_match=if_match, on_rows=charge)
+    return _item_response(await _charged(update))
 
 
 @router.patch(
@@ -281,9 +299,11 @@ async def patch_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
+    charge: RowsCharge,
 ) -> Response:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
-    return _item_response(await blocking(store.update, owner, item_id, patch.changes(), if_match=if_match))
+    update = partial(store.update, owner, item_id, patch.changes(), if_match=if_match, on_rows=charge)
+    return _item_response(await _charged(update))
 
 
 @router.delete(
@@ -293,8 +313,8 @@ async def patch_item(
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE},
 )
 async def delete_item(
-    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch
+    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch, charge: RowsCharge
 ) -> Response:
     """Delete an item."""
-    await blocking(store.delete, owner, item_id, if_match=if_match)
+    await _charged(partial(store.delete, owner, item_id, if_match=if_match, on_rows=charge))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -28,12 +28,14 @@ class WriteConflict(Exception):
 class ItemsQuotaFull(Exception):
     """The owner already stores as many items as its quota allows; nothing was written."""
 
-    def __init__(self, quota: int) -> None:
+    def __init__(self, quota: int, stored: int | None = None) -> None:
         super().__init__(quota)
-        self.detail = (
-            f"This owner already stores {quota} items, the most its quota allows (OwnerItemsStored);"
-            " nothing was created. Delete items to make room."
-        )
+        stored = quota if stored is None else stored
+        if stored > quota:  # the quota was lowered below what the owner already stores
+            stores = f"This owner stores {stored} items; its quota allows {quota} (OwnerItemsStored)"
+        else:
+            stores = f"This owner already stores {quota} items, the most its quota allows (OwnerItemsStored)"
+        self.detail = f"{stores}; nothing was created. Delete items to make room."
 
 
 def _reasons(error: ClientError) -> list[dict[str, Any]]:

@@ -230,7 +230,8 @@ class ItemStore:
             if row is None:
                 raise
             if not _written_by(row, token):
-                raise ItemsQuotaFull(quota) from error
+                stored = row.get("live_items", {}).get("N")
+                raise ItemsQuotaFull(quota, int(stored) if stored else None) from error
             return int(row["last_id"]["N"])  # our increment was applied; its reply was lost
         return int(counter["Attributes"]["last_id"]["N"])
 
@@ -302,10 +303,13 @@ class ItemStore:
         fields: dict[str, Any],
         *,
         if_match: list[int] | AnyVersion | None = None,
+        on_rows: "Callable[[int], None] | None" = None,
     ) -> ItemPublic:
         """Set the given client fields (a full replace passes all of them), version + 1.
 
         ``if_match``: the versions the client accepts (from If-Match), ``"*"`` or None.
+        ``on_rows``: told how many rows a write to a tagged item will write, before it writes
+        them (the per-owner write units); what it raises stops the write.
         """
         if not fields:
             unchanged = self.get(owner, item_id)
@@ -320,7 +324,7 @@ class ItemStore:
             )
             row: dict[str, Any] = dict(read.get("Item", {}))
             _check_current(row, if_match)
-            return self._update_withtags_of(owner, row, fields, token, now, if_match)
+            return self._update_withtags_of(owner, row, fields, token, now, if_match, on_rows)
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
@@ -356,7 +360,7 @@ class ItemStore:
                 return item_from_row(current)  # applied; its reply was lost
             _check_current(current, if_match)
             # The item carries tags: rewrite it with its copies, from the row just returned.
-            return self._update_withtags_of(owner, current, fields, token, now, if_match)
+            return self._update_withtags_of(owner, current, fields, token, now, if_match, on_rows)
         return item_from_row(response["Attributes"])
 
     def _update_withtags_of(
@@ -367,6 +371,7 @@ class ItemStore:
         token: str,
         now: str,
         if_match: list[int] | AnyVersion | None,
+        on_rows: "Callable[[int], None] | None" = None,
     ) -> ItemPublic:
         """Write the item and its tag copies in one transaction, if it is still at `current`'s version."""
         row = {name: value for name, value in current.items() if name not in ("write_token", "description")}
@@ -379,22 +384,23 @@ class ItemStore:
         )
         item_id = int(current["sk"]["N"])
         kept = set(tags_of(row))
+        actions: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": row,
+                    "ConditionExpression": "version = :version",
+                    "ExpressionAttributeValues": {":version": {"N": str(version)}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            *self._tag_copies(owner, row),
+            *self._tag_removals(owner, item_id, [tag for tag in tags_of(current) if tag not in kept]),
+        ]
+        if on_rows is not None:
+            on_rows(len(actions))
         try:
-            self._transact(
-                [
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": row,
-                            "ConditionExpression": "version = :version",
-                            "ExpressionAttributeValues": {":version": {"N": str(version)}},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    *self._tag_copies(owner, row),
-                    *self._tag_removals(owner, item_id, [tag for tag in tags_of(current) if tag not in kept]),
-                ]
-            )
+            self._transact(actions)
         except ClientError as error:
             latest = condition_failure_row(error)
             if latest is None:
@@ -405,8 +411,16 @@ class ItemStore:
             raise WriteConflict from error  # changed since `current` was read: nothing written
         return item_from_row(row)
 
-    def delete(self, owner: str, item_id: int, *, if_match: list[int] | AnyVersion | None = None) -> None:
-        """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed)."""
+    def delete(
+        self,
+        owner: str,
+        item_id: int,
+        *,
+        if_match: list[int] | AnyVersion | None = None,
+        on_rows: "Callable[[int], None] | None" = None,
+    ) -> None:
+        """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed);
+        ``on_rows`` as for update, before a tagged item's rows are written."""
         token = uuid.uuid4().hex
         values: dict[str, AttributeValueTypeDef] = {":zero": {"N": "0"}}
         condition = "attribute_exists(#name)" + _version_condition(if_match, values) + _UNTAGGED
@@ -420,6 +434,8 @@ class ItemStore:
                 raise
             _check_current(current, if_match)
         # The item carries tags: delete it with its copies, if it is still at that version.
+        if on_rows is not None:
+            on_rows(2 + len(tags_of(current)))  # the item, its tombstone, its copies
         try:
             self._delete(
                 owner,
