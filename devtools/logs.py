@@ -14,8 +14,11 @@ from urllib.parse import unquote_plus
 
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[\w.~+/%-]+=*")
-# A JWT under any other name: base64url header (starting {"), payload and signature.
-_JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
+# A JWT wherever it stands (after `%3D`, `;`, in a path), its characters bare or percent-encoded:
+# base64url header (starting {", "eyJ"), payload and signature.
+_B64 = r"(?:[\w-]|%[0-9A-Fa-f]{2})"
+_DOT = r"(?:\.|%2[Ee])"
+_JWT = re.compile(rf"(?:e|%65)(?:y|%79)(?:J|%4[Aa]){_B64}*{_DOT}{_B64}+{_DOT}{_B64}*")
 
 
 def _decoded(name: str) -> str:

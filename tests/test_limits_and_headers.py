@@ -29,6 +29,17 @@ def test_oversize_body_is_413(client: TestClient, auth: Auth, method: str, path:
     assert response.headers["connection"] == "close"
 
 
+@pytest.mark.parametrize("path", ["/items", "/items/1", "/health"])
+def test_options_caps_its_body_too(client: TestClient, path: str) -> None:
+    """OPTIONS answers what a path allows (204), and a body over the limit like every method: 413."""
+    assert client.options(path).status_code == 204
+    for headers in ({}, {"transfer-encoding": "chunked"}):
+        body = padded_body(MAX_BODY_BYTES + 1)
+        response = client.request("OPTIONS", path, content=iter([body]) if headers else body, headers=headers)
+        assert response.status_code == 413
+        assert response.json() == {"detail": "Request body too large: the limit is 16384 bytes"}
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_every_method_caps_the_body_before_anything_reads_it(
     client: TestClient, auth: Auth, stored: Any, method: str

@@ -25,12 +25,20 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
         f"/ws?jwt={TOKEN}",
         f"/ws?token%00={TOKEN}",
         f"/ws?%EF%BD%94oken={TOKEN}",
+        # A client that percent-encodes its whole path, or uses `;`: the server sees no query.
+        f"/ws%3Ftoken={TOKEN}",
+        f"/items%3Ftoken%3D{TOKEN}",
+        f"/ws;token={TOKEN}",
+        f"/ws/{TOKEN}",
+        "/items?q=%65yJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
+        f"/items?q={TOKEN.replace('.', '%2E')}",
         f"Authorization: Bearer {TOKEN}",
         f"authorization: bearer {TOKEN}==",
     ],
 )
 def test_tokens_are_redacted(line: str) -> None:
     assert TOKEN not in redact(line)
+    assert "c2lnbmF0dXJl" not in redact(line)  # no part of it, in any encoding
     assert "<redacted>" in redact(line)
 
 

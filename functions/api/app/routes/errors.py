@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from app.auth import Forbidden, NotAuthenticated
 from app.routes.idempotency import Replay, replay_response
+from app.routes.request_body import read_limited
 from app.store.errors import ItemNotFound, ItemsQuotaFull, PreconditionFailed, WriteConflict
 from items_core.dynamodb_errors import Answer, answer
 from items_core.models import Error, ValidationIssue
@@ -203,6 +204,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         if request.method == "OPTIONS":
             # OPTIONS (RFC 9110 9.3.7) on any path the API serves: what it allows. Deployed, a
             # browser's CORS preflight arrives here too and API Gateway adds the CORS headers.
+            # Its body is capped like every other method's (none is expected).
+            try:
+                await read_limited(request)
+            except StarletteHTTPException as too_large:
+                return JSONResponse({"detail": too_large.detail}, status_code=413, headers=too_large.headers)
             return Response(status_code=204, headers=headers)
     if exc.status_code in {204, 304}:
         return Response(status_code=exc.status_code, headers=headers)
