@@ -175,6 +175,21 @@ def test_websocket_refusal_carries_a_request_id(local_app: Any, monkeypatch: pyt
         pass  # pragma: no cover
     assert refused.value.status_code == 401
     assert len(refused.value.headers["x-request-id"]) == 32
+    assert refused.value.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/ws/x", "/items", "/health"])
+def test_a_websocket_upgrade_where_none_is_served_is_a_json_404(local_app: Any, path: str) -> None:
+    """Like any unknown path (not the server's bare 403), with the request id and security headers."""
+    with (
+        TestClient(local_app) as test_client,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        test_client.websocket_connect(path),
+    ):
+        pass  # pragma: no cover
+    assert (refused.value.status_code, refused.value.json()) == (404, {"detail": "Not Found"})
+    assert len(refused.value.headers["x-request-id"]) == 32
+    assert refused.value.headers["x-frame-options"] == "DENY"
 
 
 @pytest.mark.parametrize(

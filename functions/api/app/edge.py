@@ -217,13 +217,32 @@ class EdgeMiddleware:
             log_request(scope, method, route, logged, seconds, state, owner_ref, aborted=aborted)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The handshake's HTTP answer, accepted or refused, carries the request id too.
+        # The handshake's HTTP answer, accepted or refused, carries the request id and the
+        # security headers too. (Only `make run` serves WebSockets: deployed, API Gateway does.)
         request_id = _request_id(scope)
+        extra = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+        answered = False
+        denials = "websocket.http.response" in scope.get("extensions", {})
 
         async def answer(message: Message) -> None:
+            nonlocal answered
             if message["type"] in {"websocket.accept", "websocket.http.response.start"}:
-                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-                message = {**message, "headers": headers}
+                answered = True
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            elif message["type"] == "websocket.close" and not answered and denials:
+                # Closed before any answer: no WebSocket route at this path (the router's
+                # close). An HTTP answer like every other unknown path's, not the server's bare 403.
+                answered = True
+                body = json.dumps({"detail": "Not Found"}).encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send(
+                    {"type": "websocket.http.response.start", "status": 404, "headers": [*headers, *extra]}
+                )
+                await send({"type": "websocket.http.response.body", "body": body})
+                return
             await send(message)
 
         await self.app({**scope, "state": {"request_id": request_id}}, receive, answer)
