@@ -227,25 +227,30 @@ def test_make_run_keeps_its_data_across_restarts_and_fresh_starts_empty(
     assert "Deleted the local data" in stop(process)
 
 
-def test_make_run_refuses_a_taken_dynamodb_port_naming_it(dev_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("dynamodb_only", [False, True], ids=["make run", "make dynamodb"])
+def test_a_taken_dynamodb_port_stops_the_server_naming_it(
+    dev_env: dict[str, str], tmp_path: Path, dynamodb_only: bool
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        mode = ["--dynamodb-only"] if dynamodb_only else ["--port", str(free_port())]
         process = run_module(
             "devtools.run",
             "--no-reload",
-            "--port",
-            str(free_port()),
+            *mode,
             "--dynamodb-port",
             str(port),
             "--in-memory",
             env=dev_env,
             log=tmp_path / "taken.log",
         )
-        output = process.output(timeout=60)
+        output = process.output(timeout=60)  # exits on its own, within seconds
     assert process.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in output
+    assert ("DYNAMODB_PORT=" in output) is dynamodb_only  # the variable make dynamodb reads
+    assert "Traceback" not in output
 
 
 def test_make_dynamodb_serves_the_tables_sam_local_is_pointed_at(tmp_path: Path, environment: None) -> None:

@@ -133,9 +133,16 @@ class BulkClient:
         self._client = client
         self._rows: dict[tuple[str, str], dict[str, Any]] = {}  # what the table will hold, by key
         self.last_id = 0
+        self.live_items = 0
 
-    def update_item(self, **params: Any) -> dict[str, Any]:  # the id counter
+    def update_item(
+        self, **params: Any
+    ) -> dict[str, Any]:  # the counter row: a create's id, a delete's count
+        if ":minus_one" in params["ExpressionAttributeValues"]:
+            self.live_items -= 1
+            return {}
         self.last_id += 1
+        self.live_items += 1
         return {"Attributes": {"last_id": {"N": str(self.last_id)}}}
 
     def put_item(self, **params: Any) -> dict[str, Any]:
@@ -153,7 +160,11 @@ class BulkClient:
         return {}
 
     def flush(self, owner: str) -> None:
-        counter = {"last_id": {"N": str(self.last_id)}, "write_token": {"S": "bulk"}}
+        counter = {
+            "last_id": {"N": str(self.last_id)},
+            "live_items": {"N": str(self.live_items)},
+            "write_token": {"S": "bulk"},
+        }
         self.put_item(Item={"pk": {"S": f"OWNER#{owner}"}, "sk": {"N": "0"}, **counter})
         requests = [{"PutRequest": {"Item": row}} for row in self._rows.values()]
         for start in range(0, len(requests), 25):
