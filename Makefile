@@ -68,7 +68,8 @@ dynamodb: $(STAMP) $(DYNAMODB_LOCAL) ## serve only DynamoDB Local on DYNAMODB_PO
 
 # The owner reaches the program verbatim, through the environment (never through a shell).
 token: export TOKEN_OWNER := $(value OWNER)
-token: $(STAMP) ## print a local bearer token: make token OWNER=alice
+token: export TOKEN_KIND := $(KIND)
+token: $(STAMP) ## print a local bearer token: make token OWNER=alice [KIND=id|no-scope: one the API refuses, 403]
 	@$(DEV_PATH) $(BIN)/python -m devtools.dev_token
 
 test: lint typecheck lint-infra pytest ## every check: ruff, mypy, actionlint, the template's linters and AWS rules, pytest

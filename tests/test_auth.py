@@ -258,3 +258,16 @@ def test_settings_errors_name_the_variable_and_the_form(
     with pytest.raises(SettingsError) as raised:
         get_settings()
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["id", "no-scope"])
+def test_make_token_issues_the_tokens_the_api_refuses_on_request(client: Any, kind: str) -> None:
+    """`make token KIND=id|no-scope`: try the 403 locally without crafting a token."""
+    from devtools.dev_token import issue_local_token
+
+    token = issue_local_token("alice", kind=kind)
+    refused = client.get("/items", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403
+    assert "items-api/items" in refused.json()["detail"]
+    good = issue_local_token("alice")
+    assert client.get("/items", headers={"Authorization": f"Bearer {good}"}).status_code == 200

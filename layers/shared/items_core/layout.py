@@ -79,9 +79,10 @@ def layout_from_row(row: dict[str, Any] | None) -> Layout:
     """The layout a ``LAYOUT`` row describes (UNKNOWN without one)."""
     if not row:
         return UNKNOWN
-    complete = row.get("state", {}).get("S") == COMPLETE and int(row["layout"]["N"]) == CURRENT_LAYOUT
+    layout = int(row.get("layout", {}).get("N", "0"))
+    complete = row.get("state", {}).get("S") == COMPLETE and layout == CURRENT_LAYOUT
     # Complete at any layout that writes copies (a row layout 2 left), or carried over by a reset.
-    copies = int(row["layout"]["N"]) >= COPIES_LAYOUT and COMPLETE in (
+    copies = layout >= COPIES_LAYOUT and COMPLETE in (
         row.get("state", {}).get("S"),
         row.get("copies", {}).get("S"),
     )
