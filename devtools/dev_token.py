@@ -7,7 +7,6 @@ import sys
 from devtools.local_auth import issue_token
 from devtools.local_env import local_jwt_secret
 
-
 # Tokens the API must refuse (403), to try that locally: `make token KIND=id` or KIND=no-scope.
 KINDS = {
     "access": {},

@@ -261,9 +261,15 @@ def test_settings_errors_name_the_variable_and_the_form(
 
 
 @pytest.mark.parametrize("kind", ["id", "no-scope"])
-def test_make_token_issues_the_tokens_the_api_refuses_on_request(client: Any, kind: str) -> None:
+def test_make_token_issues_the_tokens_the_api_refuses_on_request(
+    client: Any, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`make token KIND=id|no-scope`: try the 403 locally without crafting a token."""
+    from devtools import dev_token
     from devtools.dev_token import issue_local_token
+    from tests.conftest import LOCAL_SECRET
+
+    monkeypatch.setattr(dev_token, "local_jwt_secret", lambda: LOCAL_SECRET)  # the suite's key
 
     token = issue_local_token("alice", kind=kind)
     refused = client.get("/items", headers={"Authorization": f"Bearer {token}"})
