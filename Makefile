@@ -172,11 +172,11 @@ sam: $(SAM_STAMP) ## install SAM CLI (pinned) and link it as .local/bin/sam; the
 
 # dev is samconfig.toml's default environment.
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
-deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|staging|prod [GUIDED=1] (first deploy: GUIDED=1)
+deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|staging|prod [GUIDED=1] [ROLE_ARN=<CloudFormation service role>]
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "usage: make deploy ENV=dev|staging|prod [GUIDED=1] (got ENV=$(ENV))"; exit 2;; esac
 	$(MAKE) preflight
 	$(MAKE) build
-	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(GUIDED),--guided)
+	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(GUIDED),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)")
 
 validate: $(SAM_STAMP) ## sam validate --lint
 	$(SAM) validate --lint

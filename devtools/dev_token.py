@@ -8,7 +8,7 @@ from devtools.local_auth import issue_token
 from devtools.local_env import local_jwt_secret
 
 # Tokens the API must refuse (403), to try that locally: `make token KIND=id` or KIND=no-scope.
-KINDS = {
+KINDS: dict[str, dict[str, str | None]] = {
     "access": {},
     "id": {"token_use": "id", "scope": None},  # an ID token: no scope, token_use "id"
     "no-scope": {"scope": None},  # an access token without the API's scope

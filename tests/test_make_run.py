@@ -417,6 +417,8 @@ def test_make_deploy_runs_the_gate_then_builds_then_deploys_the_named_environmen
         deploy = steps.index(f"sam deploy --config-env {config_env}")
         assert gate < build < deploy
     assert "--guided" in _make("-n", "deploy", "ENV=dev", "GUIDED=1").stdout
+    role = "arn:aws:iam::123456789012:role/items-api-cloudformation"
+    assert f'--role-arn "{role}"' in _make("-n", "deploy", "ENV=prod", f"ROLE_ARN={role}").stdout
     for wrong in ((), ("ENV=qa",)):
         refused = _make("deploy", *wrong)
         assert refused.returncode != 0
