@@ -61,6 +61,28 @@ def test_connect_accepts_the_authorization_header(realtime: Any, issuer: Issuer)
     assert connection_rows(realtime)[0]["owner"]["S"] == "bob"
 
 
+@pytest.mark.parametrize("slash", ["", "/"], ids=["no trailing slash", "trailing slash"])
+def test_the_issuer_is_compared_as_api_gateway_compares_it(
+    realtime: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch, slash: str
+) -> None:
+    """JwtIssuer feeds both APIs: `iss` must equal it exactly, a trailing slash included, on both."""
+    from tests.realtime_fixtures import _clear
+
+    configured = issuer.url + slash
+    monkeypatch.setenv("JWT_ISSUER", configured)
+    _clear()
+    matching = websocket.handler(
+        ws_event("$connect", f"iss{len(slash)}", token=issuer.token("alice", iss=configured)), LambdaContext()
+    )
+    assert matching["statusCode"] == 200
+    other = issuer.url + ("" if slash else "/")  # the same issuer spelled the other way
+    refused = websocket.handler(
+        ws_event("$connect", f"iss-other{len(slash)}", token=issuer.token("alice", iss=other)),
+        LambdaContext(),
+    )
+    assert (refused["statusCode"], refused["body"]) == (401, INVALID_TOKEN)
+
+
 def test_cognito_access_token_is_checked_by_client_id(realtime: Any, issuer: Issuer) -> None:
     # Cognito access tokens carry no aud; API Gateway's JWT authorizer checks client_id instead.
     good = issuer.token("carol", aud=None, client_id=AUDIENCE)

@@ -25,6 +25,8 @@ class RealtimeSettings(BaseModel):
     )
     dynamodb_endpoint_url: str | None = None
     # The WebSocket handler verifies tokens as the HTTP API's JWT authorizer does.
+    # Compared with a token's `iss` exactly, as API Gateway's JWT authorizer compares it (a
+    # trailing slash included); discovery is looked up under it without one.
     jwt_issuer: str = ""
     jwt_audience: str = Field(default="", description="comma-separated audiences (or Cognito app client ids)")
     jwks_url: str | None = Field(default=None, description="optional; found through OIDC discovery otherwise")
@@ -58,11 +60,6 @@ class RealtimeSettings(BaseModel):
     def connect_budget_seconds(self) -> float:
         """The longest `$connect` can take: discovery and JWKS fetches, the owner's count, one PutItem."""
         return 2 * self.http_timeout + 2 * self.worst_case_call_seconds()
-
-    @field_validator("jwt_issuer")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @field_validator("jwks_url")
     @classmethod

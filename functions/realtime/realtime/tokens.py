@@ -88,8 +88,8 @@ def fetch_json(url: str, timeout: float) -> dict[str, Any]:
 def discover_jwks_url(issuer: str, timeout: float) -> str:
     """The issuer's jwks_uri, from a discovery document that names this issuer."""
     _check_url(issuer, issuer)
-    document = fetch_json(f"{issuer}/.well-known/openid-configuration", timeout)
-    if str(document.get("issuer", "")).rstrip("/") != issuer:
+    document = fetch_json(f"{issuer.rstrip('/')}/.well-known/openid-configuration", timeout)
+    if str(document.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
         raise KeysUnavailable(f"the discovery document names issuer {document.get('issuer')!r}, not {issuer}")
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str):
