@@ -25,7 +25,12 @@ RULES_DIR = Path(__file__).parent / "cfn_rules"
 SAMCONFIG = REPO_ROOT / "samconfig.toml"
 PARAMETERS_RULE = "P9001"  # samconfig's parameter values against the template's constraints
 TEMPLATE_RULES_RULE = "P9002"  # samconfig's parameter values against the template's Rules assertions
-Finding = tuple[str, str]  # (rule id, message)
+CONCURRENCY_RULE = "W9003"  # a warning: reservations an account at Lambda's default quota cannot hold
+Finding = tuple[str, str]  # (rule id, message); rules starting with W warn without failing the gate
+# Lambda keeps 100 of an account's concurrent executions unreserved; the default quota is 1,000
+# (new accounts may start lower: Service Quotas shows yours).
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+UNRESERVED_MINIMUM = 100
 
 
 class _NoManagedPolicies:
@@ -188,12 +193,41 @@ def template_rule_problems(template: dict[str, Any], samconfig: dict[str, Any]) 
     return problems
 
 
+def concurrency_warnings(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
+    """Each environment whose reserved concurrency, all functions together, cannot fit an account at
+    Lambda's default quota: the deploy fails there ("would leave less than 100 unreserved")."""
+    names = [name for name in template.get("Parameters", {}) if name.endswith("ReservedConcurrency")]
+    room = DEFAULT_ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
+    warnings = []
+    for environment, config in sorted(samconfig.items()):
+        if not isinstance(config, dict):
+            continue
+        values = _overrides(config)
+        chosen = {
+            name: int(values.get(name, template["Parameters"][name].get("Default", 0)))
+            for name in names
+            if str(values.get(name, template["Parameters"][name].get("Default", 0))).isdigit()
+        }
+        if sum(chosen.values()) > room:
+            listed = ", ".join(f"{name}={value}" for name, value in chosen.items() if value)
+            warnings.append(
+                (
+                    CONCURRENCY_RULE,
+                    f"samconfig [{environment}] reserves {sum(chosen.values())} concurrent executions "
+                    f"({listed}): an account at Lambda's default quota ({DEFAULT_ACCOUNT_CONCURRENCY}) can "
+                    f"reserve at most {room}, keeping {UNRESERVED_MINIMUM} unreserved; raise the quota first",
+                )
+            )
+    return warnings
+
+
 def check(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
     """Everything this module checks, on one template and samconfig."""
     return (
         lint(transform(template))
         + parameter_problems(template, samconfig)
         + template_rule_problems(template, samconfig)
+        + concurrency_warnings(template, samconfig)
     )
 
 
@@ -207,10 +241,11 @@ def main() -> int:
     findings = check(load_template(), tomllib.loads(SAMCONFIG.read_text(encoding="utf-8")))
     for rule, message in findings:
         print(f"{rule} {message}")
+    failures = [finding for finding in findings if not finding[0].startswith("W")]
     print(
-        f"preflight: {len(findings)} finding(s)" if findings else "preflight: AWS rules and parameters pass"
+        f"preflight: {len(failures)} finding(s)" if failures else "preflight: AWS rules and parameters pass"
     )
-    return 1 if findings else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

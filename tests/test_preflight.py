@@ -282,6 +282,13 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
     ),
     "samconfig-unknown-parameter": (lambda t, c: set_override(c, "staging", "NoSuchParameter", "1"), "P9001"),
     "samconfig-number-out-of-range": (lambda t, c: set_override(c, "prod", "LogRetentionDays", "0"), "P9001"),
+    "reservations-beyond-a-default-account": (
+        lambda t, c: (
+            set_override(c, "prod", "ApiReservedConcurrency", "800"),
+            set_override(c, "prod", "NotifierReservedConcurrency", "200"),
+        ),
+        "W9003",
+    ),
     "owner-claim-users-can-change": (lambda t, c: set_override(c, "prod", "OwnerClaim", "email"), "P9001"),
     "cors-any-origin": (
         lambda t, c: set_override(c, "staging", "CorsAllowedOrigins", "https://a.example,*"),
@@ -371,3 +378,19 @@ def test_metric_math_rule_reads_expressions_as_cloudwatch_does(
         assert found == []
     else:
         assert any(problem in message for message in found), found
+
+
+def test_reservations_up_to_a_default_accounts_room_pass_and_beyond_it_warn() -> None:
+    """900 of a default 1,000-execution account may be reserved (Lambda keeps 100 unreserved)."""
+    from devtools.preflight import concurrency_warnings
+
+    template = load_template()
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    assert concurrency_warnings(template, config) == []
+    set_override(config, "staging", "ApiReservedConcurrency", "900")
+    assert concurrency_warnings(template, config) == []
+    set_override(config, "staging", "RealtimeReservedConcurrency", "1")
+    (warning,) = concurrency_warnings(template, config)
+    assert warning[0] == "W9003"
+    assert "samconfig [staging] reserves 901" in warning[1]
+    assert "at most 900" in warning[1]
