@@ -5,8 +5,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The interpreter's version is part of the stamp: PYTHON=python3.12 rebuilds .venv with it.
-PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# The interpreter .venv is built with. Given (PYTHON=python3.12 make …): that one, found on PATH
+# or among pyenv's versions, and .venv is rebuilt if it runs another; not given: the one .venv
+# was built with (python3 for a new one). Its version is part of the stamp.
+ifeq ($(origin PYTHON),file)
+PYTHON_BIN := $(or $(shell $(BIN)/python -c 'import sys; print(sys._base_executable)' 2>/dev/null),$(PYTHON))
+else
+PYTHON_BIN := $(shell p='$(PYTHON)'; if "$$p" -c "" 2>/dev/null; then echo "$$p"; else ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/*/bin/"$$(basename "$$p")" 2>/dev/null | sort -V | tail -1; fi)
+endif
+PYTHON_VERSION := $(shell $(or $(PYTHON_BIN),false) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
@@ -35,17 +42,19 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 .PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python sam deploy validate build clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/\$$\$$/$$/g' | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
+# Progress goes to stderr: `TOKEN=$$(make -s token)` on a fresh clone captures only the token.
 $(STAMP): requirements.txt requirements-dev.txt
-	@test -n "$(PYTHON_VERSION)" || { echo "PYTHON=$(PYTHON) is not a Python interpreter on this machine (python3.11 to 3.13)"; exit 1; }
+	@test -n "$(PYTHON_VERSION)" || { echo "PYTHON=$(PYTHON) is not a Python interpreter on this machine (on PATH or in pyenv)" >&2; exit 1; }
+	@case "$(PYTHON_VERSION)" in 3.11|3.12|3.13) ;; *) echo "PYTHON=$(PYTHON) is Python $(PYTHON_VERSION); this project runs on 3.11 to 3.13" >&2; exit 1;; esac
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
-		echo "$(VENV) runs Python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); rebuilding it with $(PYTHON) ($(PYTHON_VERSION))"; fi
-	@echo "Installing the pinned dependencies into $(VENV) with $(PYTHON) ($(PYTHON_VERSION)); a first install takes a minute or two"
-	$(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+		echo "$(VENV) runs Python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); rebuilding it with $(PYTHON_BIN) ($(PYTHON_VERSION))" >&2; fi
+	@echo "Installing the pinned dependencies into $(VENV) with $(PYTHON_BIN) ($(PYTHON_VERSION)); a first install takes a minute or two" >&2
+	$(PYTHON_BIN) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip >&2
 	set -o pipefail; $(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt \
-		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' >&2 || true; }
 	touch $@
 
 install: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## create .venv and install the pinned dependencies
@@ -61,10 +70,10 @@ $(DOCS_ASSETS): devtools/docs_assets.py
 	$(PYTHON) -m devtools.docs_assets
 
 run: $(STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## serve the API on http://127.0.0.1:8000 with DynamoDB Local (data kept in .local/; FRESH=1 starts empty)
-	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT) $(if $(FRESH),--fresh)
+	$(DEV_PATH) $(BIN)/python -m devtools.run --port $(PORT) $(if $(filter 1 true yes,$(FRESH)),--fresh)
 
 dynamodb: $(STAMP) $(DYNAMODB_LOCAL) ## serve only DynamoDB Local on DYNAMODB_PORT (8001) and write .local/sam-env.json (for sam local)
-	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port $(DYNAMODB_PORT) --data-dir .local/dynamodb-sam --sam-endpoint-host $(SAM_ENDPOINT_HOST) $(if $(FRESH),--fresh)
+	$(DEV_PATH) $(BIN)/python -m devtools.run --dynamodb-only --dynamodb-port $(DYNAMODB_PORT) --data-dir .local/dynamodb-sam --sam-endpoint-host $(SAM_ENDPOINT_HOST) $(if $(filter 1 true yes,$(FRESH)),--fresh)
 
 # The owner reaches the program verbatim, through the environment (never through a shell).
 token: export TOKEN_OWNER := $(value OWNER)
@@ -166,7 +175,9 @@ $(SAM_STAMP): requirements-sam.txt
 # `sam`, so putting it on PATH changes nothing else (python3 stays yours).
 sam: $(SAM_STAMP) ## install SAM CLI (pinned) and link it as .local/bin/sam; then: export PATH="$$PWD/.local/bin:$$PATH"
 	mkdir -p .local/bin
-	ln -sfn ../../$(SAM_VENV)/bin/sam .local/bin/sam
+	rm -f .local/bin/sam  # an earlier link into .venv-sam must not be written through
+	printf '#!/bin/sh\n# SAM CLI of this checkout (.venv-sam, pinned), telemetry off as in make.\nSAM_CLI_TELEMETRY=0 exec "%s/$(SAM_VENV)/bin/sam" "$$@"\n' "$$PWD" > .local/bin/sam
+	chmod +x .local/bin/sam
 	@.local/bin/sam --version
 	@echo 'To call it as sam in this shell: export PATH="$$PWD/.local/bin:$$PATH"'
 
@@ -176,7 +187,7 @@ deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|stagi
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "usage: make deploy ENV=dev|staging|prod [GUIDED=1] (got ENV=$(ENV))"; exit 2;; esac
 	$(MAKE) preflight
 	$(MAKE) build
-	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(GUIDED),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)")
+	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(filter 1 true yes,$(GUIDED)),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)")
 
 validate: $(SAM_STAMP) ## sam validate --lint
 	$(SAM) validate --lint

@@ -124,6 +124,10 @@ def start(*, port: int = 0, data_dir: Path | None = None) -> DynamoDBLocal:
         stderr=subprocess.STDOUT,
         text=True,
         cwd=home,
+        # Not in the terminal's process group: Ctrl-C stops make run, which stops DynamoDB Local
+        # after the API (whose stream follower would otherwise fail on a database already gone).
+        # The launcher exits when its stdin closes, so it never outlives this process.
+        start_new_session=True,
     )
     output: list[str] = []
     ready = threading.Event()

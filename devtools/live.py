@@ -17,6 +17,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -25,9 +26,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
 from app.auth import NotAuthenticated, OwnerNotUsable, authenticate
-from app.observability import get_logger
+from app.observability import REFUSED_HANDSHAKE, get_logger
 from app.settings import get_settings
-from devtools.logs import REFUSED_HANDSHAKE
 from items_core.aws_clients import botocore_session
 from items_core.bearer import bearer_token
 from items_core.messages import (
@@ -141,8 +141,9 @@ class StreamFollower:
             get_logger().warning("stream iterator of %s reset", shard_id)
             self._iterators[shard_id] = self._iterator(shard_id, self._last.get(shard_id))
             return
+        read_at = datetime.now(UTC)
         for record in response["Records"]:
-            change = change_from_stream_record(record)
+            change = change_from_stream_record(_stamped(record, read_at))
             if change is not None:
                 self._hub.publish(change)
             self._last[shard_id] = record["dynamodb"]["SequenceNumber"]
@@ -163,6 +164,18 @@ class StreamFollower:
                 if failures == 0:
                     get_logger().exception("stream follower failed; retrying")
                 failures = min(failures + 1, 5)
+
+
+def _stamped(record: dict[str, Any], read_at: datetime) -> dict[str, Any]:
+    """The record with its change time to the second: DynamoDB Local rounds ApproximateCreationDateTime
+    down to the minute (AWS gives seconds), so a deletion would seem older than the update before it;
+    the follower reads every 0.2 s, so its read time is the change's, to the second."""
+    stamp = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if not isinstance(stamp, datetime) or stamp.second or stamp.microsecond:
+        return record
+    if not timedelta(0) <= read_at - stamp < timedelta(minutes=1):
+        return record
+    return {**record, "dynamodb": {**record["dynamodb"], "ApproximateCreationDateTime": read_at}}
 
 
 def _clients(endpoint_url: str | None) -> tuple[Any, Any]:

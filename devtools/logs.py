@@ -8,17 +8,25 @@ encoding of the parameter's name (``?%74oken=`` is ``token`` to the server too).
 import copy
 import logging
 import re
-from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote_plus
+
+# Why the app refused the WebSocket handshake being served (set by the app in the connection's
+# task, read by ExpectedRefusals in the same task once the app has returned).
+from app.observability import REFUSED_HANDSHAKE
 
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[\w.~+/%-]+=*")
 # A JWT wherever it stands (after `%3D`, `;`, in a path), its characters bare or percent-encoded:
-# base64url header (starting {", "eyJ"), payload and signature.
+# base64url header (starting "{", so "ey" or "ew"), payload and signature; and any run of two or
+# more long base64url segments joined by dots (a token's payload and signature alone give it away:
+# its header is a known constant).
 _B64 = r"(?:[\w-]|%[0-9A-Fa-f]{2})"
 _DOT = r"(?:\.|%2[Ee])"
-_JWT = re.compile(rf"(?:e|%65)(?:y|%79)(?:J|%4[Aa]){_B64}*{_DOT}{_B64}+{_DOT}{_B64}*")
+_JWT = re.compile(
+    rf"(?:e|%65)(?:[wy]|%7[79]){_B64}*{_DOT}{_B64}+{_DOT}{_B64}*"
+    rf"|{_B64}{{16,}}(?:{_DOT}{_B64}{{8,}})+"
+)
 
 
 def _decoded(name: str) -> str:
@@ -30,7 +38,8 @@ def _decoded(name: str) -> str:
 
 def _parameter(match: re.Match[str]) -> str:
     separator, name, value = match.groups()
-    secret = _decoded(name).endswith("token") and value
+    placeholder = value.startswith("<") and value.endswith(">")  # `?token=<JWT>` in a help text
+    secret = _decoded(name).endswith("token") and value and not placeholder
     return f"{separator}{name}={'<redacted>' if secret else value}"
 
 
@@ -52,9 +61,6 @@ class RedactTokens(logging.Filter):
         return True
 
 
-# Why the app refused the WebSocket handshake being served (set by devtools.live in the
-# connection's task, read by ExpectedRefusals in the same task once the app has returned).
-REFUSED_HANDSHAKE: ContextVar[str | None] = ContextVar("refused_handshake", default=None)
 _UNCOMPLETED_HANDSHAKE = "ASGI callable returned without completing handshake."
 
 

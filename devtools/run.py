@@ -84,9 +84,10 @@ def write_sam_env(endpoint_host: str, endpoint_port: int, directory: Path = LOCA
     local = local_environment(f"http://{endpoint_host}:{endpoint_port}") | {"CURSOR_SECRET_ARN": ""}
     environment = {name: value for name, value in local.items() if name in declared}
     ensure_dir(directory)
-    (directory / "sam-env.json").write_text(
-        json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8"
-    )
+    env_file = directory / "sam-env.json"
+    env_file.touch(mode=0o600)
+    env_file.chmod(0o600)  # it holds this checkout's dev-token and cursor keys
+    env_file.write_text(json.dumps({"ApiFunction": environment}, indent=2), encoding="utf-8")
     events = ensure_dir(directory / "events")
     for name, method, body in (
         ("create-item", "POST", {"name": "Widget", "price": 9.99}),
@@ -149,6 +150,8 @@ class LocalRunError(Exception):
 
 def _check_port_free(port: int, variable: str) -> None:
     with socket.socket() as probe:
+        # As uvicorn binds: a port whose last connections linger in TIME-WAIT is free to serve.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError as error:
@@ -207,6 +210,14 @@ def _serve_api(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting: nothing half-started is left (finally blocks)
+        print("stopped", file=sys.stderr, flush=True)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = _arguments(argv)
     name = "make dynamodb" if args.dynamodb_only else "make run"
     data_dir = None if args.in_memory else args.data_dir

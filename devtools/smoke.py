@@ -63,8 +63,9 @@ def _realtime(
     check("WebSocket with a bad token is refused with 401", refused)
     try:
         socket = connect(f"{ws_url}?token={token}", open_timeout=15)
-    except Exception as error:  # reported as a failed check, like every other
-        check(f"WebSocket connects ({type(error).__name__}: {error})", lambda: False)
+    except Exception as error:  # reported as a failed check, like every other (never the token)
+        reason = f"{type(error).__name__}: {error}".replace(token, "<token>")
+        check(f"WebSocket connects ({reason})", lambda: False)
         yield None
         return
     with socket:
@@ -127,7 +128,7 @@ def run_checks(
         try:
             ok = condition()
         except Exception as error:  # a smoke test reports every failure, whatever it was
-            failures.append(f"{name}: {type(error).__name__}: {error}")
+            failures.append(f"{name}: {type(error).__name__}: {error}".replace(token, "<token>"))
             return
         if not ok:
             failures.append(name)
@@ -153,7 +154,7 @@ def run_checks(
                 "/items", json={"name": name, "price": 1.5, "tags": ["smoke"]}, headers=auth
             )
         except httpx.HTTPError as error:
-            failures.append(f"POST /items: {type(error).__name__}: {error}")
+            failures.append(f"POST /items: {type(error).__name__}: {error}".replace(token, "<token>"))
             return failures
         check(
             "POST /items is 201 with Location",

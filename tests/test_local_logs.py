@@ -33,6 +33,10 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
         "/items?q=%65yJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
         f"/items?q={TOKEN.replace('.', '%2E')}",
         f"Authorization: Bearer {TOKEN}",
+        # A header spelled with a space ({ "alg": ...}: "eyAi..."), and a payload and signature
+        # alone (the header of every dev token is the same constant).
+        "/items?jwt=eyAiYWxnIjogIkhTMjU2IiB9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
+        "/items?q=eyJzdWIiOiJhbGljZSIsImV4cCI6MTB9.c2lnbmF0dXJlc2lnbmF0dXJl",
         f"authorization: bearer {TOKEN}==",
     ],
 )
@@ -48,6 +52,11 @@ def test_every_spelling_of_the_key_reaches_the_server_as_token() -> None:
 
     for query in ("%74oken=v", "to%6Ben=v"):
         assert QueryParams(query).get("token") == "v", query
+
+
+def test_a_placeholder_in_a_help_text_is_kept() -> None:
+    line = "401 missing token: pass ?token=<JWT> or Authorization: Bearer <JWT>"
+    assert redact(line) == line
 
 
 def test_other_parameters_are_kept() -> None:
@@ -74,3 +83,8 @@ def test_every_uvicorn_handler_redacts() -> None:
     config = uvicorn_log_config()
     assert config["handlers"]
     assert all("redact_tokens" in handler["filters"] for handler in config["handlers"].values())
+
+
+def test_a_traceback_keeps_its_file_names() -> None:
+    line = 'File "/work/app/.venv/lib/python3.11/site-packages/starlette/_exception_handler.py", line 42'
+    assert redact(line) == line

@@ -143,14 +143,19 @@ def test_a_refused_handshake_is_logged_as_an_expected_refusal_with_its_reason(
     assert refused.value.response.status_code == 401
     with pytest.raises(InvalidStatus):
         connect(f"ws://127.0.0.1:{port}/ws?token=not-a-token", open_timeout=5)
+    with pytest.raises(InvalidStatus) as elsewhere:
+        connect(f"ws://127.0.0.1:{port}/nope", open_timeout=5)
+    assert elsewhere.value.response.status_code == 404
     for _ in range(100):  # uvicorn logs once the app has returned
-        if console.getvalue().count("handshake refused") == 2:
+        if console.getvalue().count("handshake refused") == 3:
             break
         time.sleep(0.05)
     logged = console.getvalue()
     assert "ERROR" not in logged, logged
     assert "INFO:     WebSocket handshake refused: 401 missing token" in logged
     assert "WebSocket handshake refused: 401 invalid or expired token" in logged
+    assert "WebSocket handshake refused: 404 no WebSocket route at this path" in logged
+    assert "pass ?token=<JWT> or" in logged  # the reason as written, not garbled by the redaction
 
 
 def test_frames_of_every_size_are_answered_as_docs_realtime_says(

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.blocking import call_inline
 from app.dependencies import owner_reference
-from app.observability import get_logger, log_request
+from app.observability import REFUSED_HANDSHAKE, get_logger, log_request
 from app.settings import get_settings
 
 # Where the per-owner resources live: their responses are never cached. A new resource adds its prefix.
@@ -233,6 +233,7 @@ class EdgeMiddleware:
                 # Closed before any answer: no WebSocket route at this path (the router's
                 # close). An HTTP answer like every other unknown path's, not the server's bare 403.
                 answered = True
+                REFUSED_HANDSHAKE.set("404 no WebSocket route at this path")  # expected, not an error
                 body = json.dumps({"detail": "Not Found"}).encode()
                 headers = [
                     (b"content-type", b"application/json"),

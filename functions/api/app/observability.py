@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,10 @@ class LogStream:
 
 
 LOG_STREAM = LogStream()
+# Why the app refused the WebSocket handshake it is serving (local servers only; deployed, API
+# Gateway serves WebSockets): read by make run's console (devtools.logs), which logs the server's
+# "handshake not completed" as the expected refusal it is.
+REFUSED_HANDSHAKE: ContextVar[str | None] = ContextVar("refused_handshake", default=None)
 
 
 @lru_cache
