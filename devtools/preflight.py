@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from devtools.cfn_rules.deploy_rules import TRANSFORM_STACK_NAME
 from devtools.template import REPO_ROOT, load_template
 
 RULES_DIR = Path(__file__).parent / "cfn_rules"
@@ -57,7 +58,7 @@ def transform(template: dict[str, Any]) -> dict[str, Any]:
         "AWS::Region": "us-east-1",
         "AWS::AccountId": "123456789012",
         "AWS::Partition": "aws",
-        "AWS::StackName": "items-api",
+        "AWS::StackName": TRANSFORM_STACK_NAME,
         "JwtIssuer": "https://issuer.example",
         "JwtAudience": ["audience"],
     }

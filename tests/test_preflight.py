@@ -265,6 +265,14 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
         lambda t, c: _env(t, "LOCAL_JWT_SECRET", {"Fn::If": ["SnapStartEnabled", "", {"Ref": "LogLevel"}]}),
         "E9011",
     ),
+    "layer-named-after-its-logical-id": (
+        lambda t, c: t["Resources"]["SharedLayer"]["Properties"].pop("LayerName"),
+        "E9012",
+    ),
+    "layer-with-a-fixed-name": (
+        lambda t, c: t["Resources"]["DependenciesLayer"]["Properties"].__setitem__("LayerName", "deps"),
+        "E9012",
+    ),
     "route-without-scope": (_scopeless_route, "E9010"),
     "authorizer-without-scope": (_scopeless_authorizer, "E9010"),
     "api-function-timeout-at-the-limit": (_api_timeout_30, "E9005"),
@@ -332,7 +340,7 @@ def test_the_real_template_and_samconfig_pass(outcomes: dict[str, list[list[str]
 def test_there_are_at_least_twenty_breakages() -> None:
     assert len(BREAKAGES) >= 20
     custom = {rule for _breakage, rule in BREAKAGES.values() if rule.startswith("E9")}
-    assert custom == {f"E90{n:02}" for n in range(1, 12)}  # every custom rule is proven
+    assert custom == {f"E90{n:02}" for n in range(1, 13)}  # every custom rule is proven
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))

@@ -289,3 +289,12 @@ def test_both_apis_require_the_same_scope(template: dict[str, Any]) -> None:
     variables = template["Resources"]["RealtimeFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["AUTHORIZATION_SCOPE"] == {"Ref": "AuthorizationScope"}
     assert template["Parameters"]["AuthorizationScope"]["Default"] == SCOPE  # make token's scope
+
+
+def test_each_stack_publishes_its_own_layers(template: dict[str, Any]) -> None:
+    """Without a name, every stack in the account would publish to one layer per logical id (E9012)."""
+    for name in ("DependenciesLayer", "SharedLayer"):
+        layer_name = template["Resources"][name]["Properties"]["LayerName"]
+        separator, (stack, suffix) = layer_name["Fn::Join"]
+        assert (separator, stack) == ("-", {"Ref": "AWS::StackName"})
+        assert suffix in {"dependencies", "shared"}

@@ -1,4 +1,4 @@
-"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9011).
+"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9012).
 
 cfn-lint loads this file with ``--append-rules devtools/cfn_rules`` (``make preflight``) and
 runs the rules on the template as CloudFormation receives it: it applies the SAM transform
@@ -15,6 +15,8 @@ from typing import Any
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 Template = dict[str, Any]
+# The stack name devtools/preflight.py transforms the template under (SAM resolves AWS::StackName).
+TRANSFORM_STACK_NAME = "items-api"
 # API Gateway's integration limit (HTTP and REST APIs): a function that may run longer is cut off.
 API_GATEWAY_LIMIT_SECONDS = 30
 
@@ -787,3 +789,38 @@ class NoLocalTokenCheckDeployed(CloudFormationLintRule):
                         )
                     )
         return matches
+
+
+class LayerNamedPerStack(CloudFormationLintRule):
+    id = "E9012"
+    shortdesc = "Every layer is named after its stack"
+    description = (
+        "A layer without a LayerName is named after its logical id: every stack in the account and "
+        "region publishes versions of that one layer, each stack's interleaved with the others'."
+    )
+    tags = ["lambda"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        return [
+            RuleMatch(
+                ["Resources", name, "Properties"],
+                f"Layer {name} is not named after its stack: give it a LayerName built from "
+                "AWS::StackName (!Join or !Sub)",
+            )
+            for name, layer in resources(template, "AWS::Lambda::LayerVersion").items()
+            if not _names_the_stack(layer.get("Properties", {}).get("LayerName"))
+        ]
+
+
+def _names_the_stack(value: Any) -> bool:
+    """A value built from AWS::StackName: still an intrinsic, or resolved with the stack name
+    `make preflight` transforms the template under (TRANSFORM_STACK_NAME)."""
+    if "AWS::StackName" in references(value):
+        return True
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        value = separator.join(parts) if all(isinstance(part, str) for part in parts) else None
+    elif isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        value = value["Fn::Sub"]
+    return isinstance(value, str) and value.startswith(f"{TRANSFORM_STACK_NAME}-")
