@@ -125,3 +125,22 @@ def test_pull_request_stacks_are_small_and_deletable() -> None:
     assert int(overrides["ThrottlingRateLimit"]) <= 10
     for env in ("default", "staging", "prod"):
         assert "EphemeralStack=true" not in config[env]["deploy"]["parameters"].get("parameter_overrides", "")
+
+
+def test_a_pull_request_stack_allows_the_origin_its_smoke_test_sends_from() -> None:
+    """With SMOKE_CORS_ORIGIN set, the smoke test checks a CORS preflight: the stack must allow it."""
+    deploy = next(step for step in steps("pr-stack") if "sam deploy" in step.get("run", ""))
+    smoke = next(step for step in steps("pr-stack") if "make smoke" in step.get("run", ""))
+    assert deploy["env"]["ORIGIN"] == smoke["env"]["ORIGIN"] == "${{ vars.SMOKE_CORS_ORIGIN }}"
+    assert '${ORIGIN:+CorsAllowedOrigins="$ORIGIN"}' in deploy["run"]
+
+
+def test_a_waiting_production_approval_holds_back_no_staging_deploy() -> None:
+    flow = workflow()
+    group = flow["concurrency"]["group"]
+    # Runs on main get a group of their own (the run id); only a pull request's runs share one.
+    assert "github.run_id" in group
+    assert "github.event_name == 'pull_request'" in group
+    staging, production = flow["jobs"]["deploy-staging"], flow["jobs"]["deploy-production"]
+    assert staging["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
+    assert production["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
