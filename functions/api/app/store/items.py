@@ -242,7 +242,10 @@ class ItemStore:
                 TableName=self._table,
                 Key=_key(owner, COUNTER_SK),
                 UpdateExpression="SET write_token = :token ADD live_items :minus_one",
-                ConditionExpression="attribute_exists(last_id) AND write_token <> :token",
+                # A counter no write of this release touched may have no write_token at all
+                # (a comparison with a missing attribute is false in DynamoDB).
+                ConditionExpression="attribute_exists(last_id)"
+                " AND (attribute_not_exists(write_token) OR write_token <> :token)",
                 ExpressionAttributeValues={":token": {"S": token}, ":minus_one": {"N": "-1"}},
             )
         except (ClientError, BotoCoreError):
