@@ -16,14 +16,14 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from fastapi import Depends, Header, HTTPException, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 
 from app.auth import authenticate
 from app.blocking import blocking
-from app.limits import WINDOWS, Kind, OwnerRates, RateLimited, write_units
+from app.limits import WINDOWS, Kind, OwnerRates, write_units
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
@@ -160,11 +160,6 @@ def get_owner_rates() -> OwnerRates:
     return OwnerRates(get_layout_client, settings.idempotency_table_name, per_window)
 
 
-def too_many(error: RateLimited) -> HTTPException:
-    """The 429 of a used-up allowance."""
-    return HTTPException(429, str(error), headers={"Retry-After": str(error.retry_after)})
-
-
 async def charge_owner(request: Request, owner: str, body: bytes) -> None:
     """Spend the request's cost of the owner's allowance (a read, or a write's units), else 429."""
     rates = get_owner_rates()
@@ -181,10 +176,7 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
         tags = document.get("tags") if isinstance(document, dict) else None
         # More tags than an item may have is a 422 next: priced as the most a valid write costs.
         cost = write_units(body, min(len(tags), MAX_TAGS) if isinstance(tags, list) else 0)
-    try:
-        await blocking(rates.take, owner, kind, cost)
-    except RateLimited as error:
-        raise too_many(error) from None
+    await blocking(rates.take, owner, kind, cost)  # RateLimited: a 429 (app.routes.errors)
     request.state.write_units = cost
 
 

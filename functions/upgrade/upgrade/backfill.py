@@ -18,9 +18,11 @@ What "in line" means (items_core/rows.py):
   version is deleted or rewritten, conditioned on what was read;
 - each owner's counter row gets ``live_items``, the number of its live items,
   counted with a Query and written only if no id was given out meanwhile
-  (``last_id`` unchanged; the owner is counted again otherwise). A delete whose
-  transaction lands between the count and the write is counted once too many
-  (the quota errs on the strict side by the requests in flight at that moment).
+  (``last_id`` unchanged; the owner is counted again otherwise). Requests in
+  flight at that moment can leave it off by one each: a delete whose transaction
+  lands between the count and the write is counted once too many, a create that
+  took its id before the counter row was read and writes its item after the
+  count, once too few.
 
 Every write is conditioned, so running a page twice, or racing the API, never
 undoes a newer write. The pass keeps to a capacity budget (units per second,
@@ -36,7 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from items_core.layout import BACKFILLING, COMPLETE, COPIES_LAYOUT, CURRENT_LAYOUT, LAYOUT_KEY, STALE
+from items_core.layout import BACKFILLING, COMPLETE, CURRENT_LAYOUT, LAYOUT_KEY, STALE, layout_from_row
 from items_core.rows import COUNTER_SK, is_live, owner_of, owner_pk, parse_tag_pk, tag_copy, tag_pk, tags_of
 
 PAGE_ROWS = 100
@@ -81,12 +83,8 @@ def reset(client: Any, table: str, now: float | None = None, *, state: str = BAC
     if state == BACKFILLING:
         # Tag copies complete under a layout whose code writes them stay complete: this pass
         # (and the code now deployed) keeps them so. A rollback marks them untrusted too.
-        before = client.get_item(TableName=table, Key=LAYOUT_KEY, ConsistentRead=True).get("Item") or {}
-        layout = int(before.get("layout", {}).get("N", "0"))
-        if layout >= COPIES_LAYOUT and COMPLETE in (
-            before.get("state", {}).get("S"),
-            before.get("copies", {}).get("S"),
-        ):
+        before = client.get_item(TableName=table, Key=LAYOUT_KEY, ConsistentRead=True).get("Item")
+        if layout_from_row(before).copies_complete:
             row["copies"] = {"S": COMPLETE}
     client.put_item(TableName=table, Item=row)
     return generation

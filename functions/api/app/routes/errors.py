@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.auth import Forbidden, NotAuthenticated
+from app.limits import RateLimited
 from app.routes.idempotency import Replay, replay_response
 from app.routes.request_body import read_limited
 from app.store.errors import ItemNotFound, ItemsQuotaFull, PreconditionFailed, WriteConflict
@@ -80,6 +81,13 @@ async def _item_not_found(request: Request, exc: Exception) -> JSONResponse:
 
 async def _precondition_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Precondition Failed"}, status_code=412)
+
+
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    """An owner's allowance used up (app.limits), wherever the request was refused: 429, Retry-After."""
+    if not isinstance(exc, RateLimited):  # registered for that type only
+        raise exc
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _items_quota_full(request: Request, exc: Exception) -> JSONResponse:
@@ -224,6 +232,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PreconditionFailed, _precondition_failed)
     app.add_exception_handler(WriteConflict, _write_conflict)
     app.add_exception_handler(ItemsQuotaFull, _items_quota_full)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Replay, replay_response)
     app.add_exception_handler(ClientError, _dynamodb_answered)
     app.add_exception_handler(BotoCoreError, _dynamodb_answered)

@@ -22,7 +22,7 @@ from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.blocking import blocking
-from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader, get_owner_rates, too_many
+from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader, get_owner_rates
 from app.limits import RateLimited
 from app.observability import get_logger
 from app.routes.request_body import ExactJSONRoute
@@ -123,9 +123,9 @@ async def idempotency_key(
     # what became of its request).
     try:
         await blocking(get_owner_rates().take, owner, "keys")
-    except RateLimited as error:
+    except RateLimited:  # a 429 (app.routes.errors): the key is given back first
         await blocking(store.release, record_key, token)
-        raise too_many(error) from None
+        raise
     setattr(request.state, _STATE, _Claim(store, record_key, token))
 
 

@@ -1,8 +1,6 @@
 """CRUD and listing of the caller's items."""
 
-from collections.abc import Callable
-from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -16,9 +14,7 @@ from app.dependencies import (
     ItemStoreDep,
     RowsCharge,
     canonical_int,
-    too_many,
 )
-from app.limits import RateLimited
 from app.preconditions import etag, if_none_match_hits
 from app.routes.errors import documented_error, retry_after_header
 from app.routes.idempotency import IdempotencyKey, IdempotentRoute
@@ -136,17 +132,6 @@ def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str
                 }
             ]
         ) from error
-
-
-T = TypeVar("T")
-
-
-async def _charged(write: Callable[[], T]) -> T:
-    """Run a store write in a worker thread; the owner's allowance refusing its rows is a 429."""
-    try:
-        return await blocking(write)
-    except RateLimited as error:
-        raise too_many(error) from None
 
 
 def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
@@ -275,8 +260,10 @@ async def replace_item(
     charge: RowsCharge,
 ) -> Response:
     """Replace every client field; omitted optional fields return to their defaults."""
-    update = partial(store.update, owner, item_id, item.model_dump(), if_match=if_match, on_rows=charge)
-    return _item_response(await _charged(update))
+    fields = item.model_dump()
+    return _item_response(
+        await blocking(store.update, owner, item_id, fields, if_match=if_match, on_rows=charge)
+    )
 
 
 @router.patch(
@@ -302,8 +289,10 @@ async def patch_item(
     charge: RowsCharge,
 ) -> Response:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
-    update = partial(store.update, owner, item_id, patch.changes(), if_match=if_match, on_rows=charge)
-    return _item_response(await _charged(update))
+    fields = patch.changes()
+    return _item_response(
+        await blocking(store.update, owner, item_id, fields, if_match=if_match, on_rows=charge)
+    )
 
 
 @router.delete(
@@ -316,5 +305,5 @@ async def delete_item(
     item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch, charge: RowsCharge
 ) -> Response:
     """Delete an item."""
-    await _charged(partial(store.delete, owner, item_id, if_match=if_match, on_rows=charge))
+    await blocking(store.delete, owner, item_id, if_match=if_match, on_rows=charge)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
