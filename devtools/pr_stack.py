@@ -18,10 +18,11 @@ A cancelled run can leave the stack in the middle of an operation, when CloudFor
 DeleteStack: the cleanup cancels an update in progress, waits (up to a deadline) for a state the
 stack can be deleted in, and deletes it again after a DELETE_FAILED, retaining the failed
 resources it can delete itself. Once the stack is gone it also deletes what is still named after
-it (`<stack>-...`, `/aws/lambda/<stack>-...`): a table or role replaced under UpdateReplacePolicy:
-Retain, a log group a last invocation recreated, the probe's queue. The sweep does the same for
-every pull-request stack last changed before the threshold, and for what is named after a
-pull-request stack that no longer exists; it exits non-zero if anything could not be removed.
+it (`<stack>-...`, `/aws/lambda/<stack>-...`, `/aws/vendedlogs/apigateway/<stack>/...`): a table
+or role replaced under UpdateReplacePolicy: Retain, a log group a last invocation recreated, the
+probe's queue. The sweep does the same for every pull-request stack last changed before the
+threshold, and for what is named after a pull-request stack that no longer exists; it exits
+non-zero if anything could not be removed.
 """
 
 import argparse
@@ -40,7 +41,9 @@ from devtools.template import load_template
 
 PR_STACK = re.compile(r"^items-api-pr-\d+$")
 # What a pull-request stack's resources are named after: <stack>-<logical id>-<suffix>.
-NAMED_AFTER_PR_STACK = re.compile(r"^(?:/aws/lambda/)?(items-api-pr-\d+)-")
+NAMED_AFTER_PR_STACK = re.compile(
+    r"^(?:/aws/lambda/)?(items-api-pr-\d+)-|^/aws/vendedlogs/apigateway/(items-api-pr-\d+)/"
+)
 PROBE_SECONDS = 180
 CLEANUP_SECONDS = 1200  # cancelling an update, its rollback and the delete, in the job's time
 POLL_SECONDS = 10
@@ -210,7 +213,7 @@ def named_after_pr_stacks(session: Any) -> list[tuple[str, str, str, datetime]]:
         for role in page["Roles"]:
             found.append((role["RoleName"], "AWS::IAM::Role", role["RoleName"], role["CreateDate"]))
     logs = session.client("logs", config=RETRIES)
-    for prefix in ("/aws/lambda/items-api-pr-", "items-api-pr-"):
+    for prefix in ("/aws/lambda/items-api-pr-", "/aws/vendedlogs/apigateway/items-api-pr-", "items-api-pr-"):
         for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
             for group in page["logGroups"]:
                 created = datetime.fromtimestamp(group["creationTime"] / 1000, UTC)  # epoch ms
@@ -225,7 +228,7 @@ def named_after_pr_stacks(session: Any) -> list[tuple[str, str, str, datetime]]:
             created = datetime.fromtimestamp(float(attributes["Attributes"]["CreatedTimestamp"]), UTC)
             found.append((url.rsplit("/", 1)[-1], "AWS::SQS::Queue", url, created))
     return [
-        (match[1], kind, physical_id, created)
+        (match[1] or match[2], kind, physical_id, created)
         for name, kind, physical_id, created in found
         if (match := NAMED_AFTER_PR_STACK.match(name))
     ]

@@ -390,7 +390,9 @@ def test_cleanup_also_deletes_what_is_named_after_the_stack(session: Any) -> Non
         groups=[
             f"/aws/lambda/{STACK}-upgrade",
             f"{STACK}-ApiAccessLogGroup-A",
+            f"/aws/vendedlogs/apigateway/{STACK}/http-api-access",
             "/aws/lambda/items-api-pr-70-api",
+            "/aws/vendedlogs/apigateway/items-api-pr-70/http-api-access",
         ],
         queues=[f"{STACK}-alarm-probe", "items-api-pr-70-alarm-probe"],
     )
@@ -398,7 +400,10 @@ def test_cleanup_also_deletes_what_is_named_after_the_stack(session: Any) -> Non
     assert _live_stacks(session) == set()
     assert _tables(session) == ["items-api-pr-70-ItemsTable-A"]
     assert _roles(session) == {"items-api-pr-70-ApiGatewayLoggingRole-A"}
-    assert _log_groups(session) == {"/aws/lambda/items-api-pr-70-api"}
+    assert _log_groups(session) == {
+        "/aws/lambda/items-api-pr-70-api",
+        "/aws/vendedlogs/apigateway/items-api-pr-70/http-api-access",
+    }
     assert _queues(session) == {"items-api-pr-70-alarm-probe"}
 
 
@@ -424,7 +429,10 @@ def test_sweep_cleans_old_pull_request_stacks_and_orphans_and_nothing_else(sessi
         ],
         groups=[
             "/aws/lambda/items-api-pr-8-upgrade",
+            "/aws/vendedlogs/apigateway/items-api-pr-8/websocket-access",
             "/aws/lambda/items-api-prod-api",
+            "/aws/vendedlogs/apigateway/items-api-prod/http-api-access",
+            "/aws/vendedlogs/apigateway/items-api-pr-8x/http-api-access",
             "items-api-prod-Logs-A",
         ],
         queues=["items-api-pr-8-alarm-probe", "items-api-prod-alarm-probe", "items-api-pr-7x-alarm-probe"],
@@ -462,6 +470,7 @@ def test_sweep_cleans_old_pull_request_stacks_and_orphans_and_nothing_else(sessi
         "AWS::DynamoDB::Table items-api-pr-8-ItemsTable-A",
         "AWS::IAM::Role items-api-pr-8-ApiGatewayLoggingRole-A",
         "AWS::Logs::LogGroup /aws/lambda/items-api-pr-8-upgrade",
+        "AWS::Logs::LogGroup /aws/vendedlogs/apigateway/items-api-pr-8/websocket-access",
         "AWS::SQS::Queue https://sqs.us-east-1.amazonaws.com/123456789012/items-api-pr-8-alarm-probe",
     }
     [failure] = failures
@@ -476,7 +485,12 @@ def test_sweep_cleans_old_pull_request_stacks_and_orphans_and_nothing_else(sessi
         "other-items-api-pr-1-ItemsTable-A",
     }
     assert _roles(session) == {"items-api-prod-Role-A", "other-items-api-pr-1-Role-A"}
-    assert _log_groups(session) == {"/aws/lambda/items-api-prod-api", "items-api-prod-Logs-A"}
+    assert _log_groups(session) == {
+        "/aws/lambda/items-api-prod-api",
+        "/aws/vendedlogs/apigateway/items-api-prod/http-api-access",
+        "/aws/vendedlogs/apigateway/items-api-pr-8x/http-api-access",
+        "items-api-prod-Logs-A",
+    }
     assert _queues(session) == {"items-api-prod-alarm-probe", "items-api-pr-7x-alarm-probe"}
 
 
