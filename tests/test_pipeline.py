@@ -9,6 +9,14 @@ import yaml
 from devtools.template import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci-cd.yml"
+# The jobs that reach AWS, and the identities environment whose GitHub role each assumes.
+AWS_JOBS = {
+    "pr-stack": "pr",
+    "pr-stack-closed": "pr",
+    "pr-sweep": "pr",
+    "deploy-staging": "staging",
+    "deploy-production": "prod",
+}
 
 
 def workflow() -> dict[str, Any]:
@@ -34,7 +42,7 @@ def test_permissions_are_minimal() -> None:
     flow = workflow()
     assert flow["permissions"] == {"contents": "read"}
     assert "permissions" not in flow["jobs"]["test"]
-    for job in ("deploy-staging", "deploy-production", "pr-stack", "pr-stack-closed"):
+    for job in AWS_JOBS:
         assert flow["jobs"][job]["permissions"] == {"contents": "read", "id-token": "write"}
 
 
@@ -45,20 +53,65 @@ def test_pipeline_order_and_gates() -> None:
     assert "refs/heads/main" in jobs["deploy-staging"]["if"]
     assert jobs["deploy-production"]["needs"] == "deploy-staging"
     assert jobs["deploy-production"]["environment"] == "production"
-    # Production deploys the package staging deployed and smoke tested: it builds nothing.
+    # Production deploys the build staging deployed and smoke tested: it builds nothing.
     assert "make build" not in " ".join(s.get("run", "") for s in steps("deploy-production"))
     [uploaded] = [s for s in steps("deploy-staging") if "upload-artifact" in s.get("uses", "")]
     [downloaded] = [s for s in steps("deploy-production") if "download-artifact" in s.get("uses", "")]
     assert uploaded["with"]["name"] == downloaded["with"]["name"]
+    assert uploaded["with"]["path"] == downloaded["with"]["path"] == ".aws-sam/build"
     for job, env in (("deploy-staging", "staging"), ("deploy-production", "prod")):
         runs = " ".join(s.get("run", "") for s in steps(job))
         assert f"--config-env {env}" in runs
         assert "make smoke" in runs
         assert runs.index("make preflight") < runs.index("sam deploy")  # the gate before every deploy
-        assert "--template-file .aws-sam/packaged.yaml" in runs
-        credentials = next(s for s in steps(job) if "configure-aws-credentials" in s.get("uses", ""))
-        assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
-        assert "aws-access-key-id" not in credentials["with"]
+        assert "--template-file .aws-sam/build/template.yaml" in runs
+
+
+def test_each_job_assumes_its_environments_role_after_running_the_codes_own_steps() -> None:
+    """The code's checks, build and installs run without AWS credentials; then the job's GitHub
+    environment's role (one per environment, trusting only that environment's jobs)."""
+    from devtools.deploy_identity import GITHUB_ENVIRONMENTS
+
+    flow = workflow()
+    for job, identities in AWS_JOBS.items():
+        assert flow["jobs"][job]["environment"] == GITHUB_ENVIRONMENTS[identities], job
+        job_steps = steps(job)
+        [credentials] = [
+            i for i, s in enumerate(job_steps) if "configure-aws-credentials" in s.get("uses", "")
+        ]
+        assert job_steps[credentials]["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+        assert "aws-access-key-id" not in job_steps[credentials]["with"]
+        before = " ".join(s.get("run", "") for s in job_steps[:credentials])
+        after = " ".join(s.get("run", "") for s in job_steps[credentials + 1 :])
+        for own_code in ("make preflight", "make build", "make install", "make test", "pip install"):
+            assert own_code not in after, (job, own_code)
+        assert "sam deploy" not in before, job
+        assert "sam deploy" in after or "pr_stack" in after, job
+    assert set(AWS_JOBS) == {
+        name
+        for name in flow["jobs"]
+        if any("configure-aws-credentials" in s.get("uses", "") for s in steps(name))
+    }
+
+
+def test_every_deploy_goes_through_the_environments_service_role_and_bucket() -> None:
+    for job in ("pr-stack", "deploy-staging", "deploy-production"):
+        [deploy] = [s for s in steps(job) if "sam deploy" in s.get("run", "")]
+        assert '--role-arn "$CLOUDFORMATION_ROLE"' in deploy["run"]
+        assert '--no-resolve-s3 --s3-bucket "$ARTIFACT_BUCKET"' in deploy["run"]
+        assert deploy["env"]["CLOUDFORMATION_ROLE"] == "${{ vars.AWS_CLOUDFORMATION_ROLE_ARN }}"
+        assert deploy["env"]["ARTIFACT_BUCKET"] == "${{ vars.AWS_ARTIFACT_BUCKET }}"
+
+
+def test_a_daily_sweep_removes_what_cancelled_runs_left() -> None:
+    flow = workflow()
+    assert flow[True]["schedule"] == [{"cron": "17 4 * * *"}]
+    job = flow["jobs"]["pr-sweep"]
+    assert "schedule" in job["if"]
+    assert any("pr_stack sweep --older-than-hours 24" in s.get("run", "") for s in steps("pr-sweep"))
+    for other in ("test", "pr-stack", "pr-stack-closed", "deploy-staging"):
+        condition = flow["jobs"][other]["if"]
+        assert "push" in condition or "pull_request" in condition, other  # a schedule runs only the sweep
 
 
 def test_secrets_never_reach_a_shell_line_directly() -> None:

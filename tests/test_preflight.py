@@ -162,19 +162,53 @@ def _logs_before_account(template: Template, config: Config) -> None:
 
 
 def _any_method(template: Template, config: Config) -> None:
-    event = next(
-        e
-        for e in http_function(template)["Properties"]["Events"].values()
-        if e["Properties"].get("Method") == "GET"
-    )
+    events = http_function(template)["Properties"]["Events"]
+    event = next(e for e in events.values() if e["Properties"].get("Method") == "GET")
+    path = event["Properties"]["Path"]
+    for name in [n for n, e in events.items() if e["Properties"].get("Method") == "ANY"]:
+        if events[name]["Properties"]["Path"] == path:  # the path's unauthorized ANY goes
+            del events[name]
     event["Properties"]["Method"] = "ANY"
 
 
+def _public_event(template: Template, **properties: Any) -> None:
+    [api] = of_type(template, "AWS::Serverless::HttpApi")
+    events = http_function(template)["Properties"]["Events"]
+    events["Everything"] = {"Type": "HttpApi", "Properties": {"ApiId": {"Ref": api}, **properties}}
+
+
 def _authorized_default_route(template: Template, config: Config) -> None:
-    event = next(
-        e for e in http_function(template)["Properties"]["Events"].values() if "Path" not in e["Properties"]
-    )
-    event["Properties"].pop("Auth", None)
+    _public_event(template)  # no Path: the $default route, under the default authorizer
+
+
+def log_group_of(template: Template, settings: dict[str, Any]) -> dict[str, Any]:
+    """The template's log group an AccessLogSettings sends to (!GetAtt Group.Arn)."""
+    target = settings["DestinationArn"]["Fn::GetAtt"]
+    group: dict[str, Any] = template["Resources"][
+        target[0] if isinstance(target, list) else target.split(".")[0]
+    ]
+    return group
+
+
+def _http_access_logs_generated_name(template: Template, config: Config) -> None:
+    [api] = of_type(template, "AWS::Serverless::HttpApi").values()
+    log_group_of(template, api["Properties"]["AccessLogSettings"])["Properties"].pop("LogGroupName")
+
+
+def _websocket_access_logs_elsewhere(template: Template, config: Config) -> None:
+    settings = websocket_stage(template)["Properties"]["AccessLogSettings"]["Fn::If"][1]
+    group = log_group_of(template, settings)
+    group["Properties"]["LogGroupName"] = {"Fn::Sub": "/aws/apigateway/${AWS::StackName}-access"}
+
+
+def _role_with_another_boundary(template: Template, config: Config) -> None:
+    [role] = [r for r in of_type(template, "AWS::IAM::Role").values() if "Condition" not in r]
+    role["Properties"]["PermissionsBoundary"] = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def _unconditional_account_setting(template: Template, config: Config) -> None:
+    for resource in of_type(template, "AWS::ApiGateway::Account").values():
+        resource.pop("Condition")
 
 
 def _scopeless_route(template: Template, config: Config) -> None:
@@ -274,6 +308,19 @@ BREAKAGES: dict[str, tuple[Breakage, str]] = {
         "E9012",
     ),
     "route-without-scope": (_scopeless_route, "E9010"),
+    "unauthenticated-default-route": (lambda t, c: _public_event(t, Auth={"Authorizer": "NONE"}), "E9013"),
+    "unauthenticated-greedy-route": (
+        lambda t, c: _public_event(t, Path="/{proxy+}", Method="ANY", Auth={"Authorizer": "NONE"}),
+        "E9013",
+    ),
+    "http-access-logs-to-a-generated-group-name": (_http_access_logs_generated_name, "E9014"),
+    "websocket-access-logs-outside-vendedlogs": (_websocket_access_logs_elsewhere, "E9014"),
+    "function-roles-without-boundary": (
+        lambda t, c: t["Globals"]["Function"].pop("PermissionsBoundary"),
+        "E9015",
+    ),
+    "role-with-another-boundary": (_role_with_another_boundary, "E9015"),
+    "account-setting-in-every-stack": (_unconditional_account_setting, "E9016"),
     "authorizer-without-scope": (_scopeless_authorizer, "E9010"),
     "api-function-timeout-at-the-limit": (_api_timeout_30, "E9005"),
     "timeout-below-the-retry-budget": (_notifier_timeout_too_short, "E9005"),
@@ -340,7 +387,7 @@ def test_the_real_template_and_samconfig_pass(outcomes: dict[str, list[list[str]
 def test_there_are_at_least_twenty_breakages() -> None:
     assert len(BREAKAGES) >= 20
     custom = {rule for _breakage, rule in BREAKAGES.values() if rule.startswith("E9")}
-    assert custom == {f"E90{n:02}" for n in range(1, 13)}  # every custom rule is proven
+    assert custom == {f"E90{n:02}" for n in range(1, 17)}  # every custom rule is proven
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))

@@ -218,7 +218,7 @@ def token(owner: str, **claims: Any) -> str:
 
 
 def test_sam_cli_mounts_every_route_of_the_api(sam_local: SamLocalApi) -> None:
-    """Each /items operation is its own authorized route; the rest reaches the function by $default."""
+    """Each /items operation is its own authorized route, each public path its own route; no $default."""
     from app.main import create_app
 
     paths = create_app().openapi()["paths"]
@@ -228,9 +228,11 @@ def test_sam_cli_mounts_every_route_of_the_api(sam_local: SamLocalApi) -> None:
         for route in sam_local.routes
         for method in route.split(" ")[0].split(",")
     }
-    items = {operation for operation in operations if " /items" in operation}
-    assert items <= mounted, (items, mounted)
-    assert any(route.endswith(" $default") for route in sam_local.routes)
+    assert operations <= mounted, (operations, mounted)
+    assert not any(route.endswith(" $default") for route in sam_local.routes)
+    assert {"/health", "/docs", "/redoc", "/openapi.json", "/docs/assets/{name}"} <= {
+        route.split(" ", 1)[1] for route in sam_local.routes
+    }
 
 
 def test_every_items_route_serves_a_make_token_owner_and_keeps_owners_apart(sam_local: SamLocalApi) -> None:

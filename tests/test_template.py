@@ -103,11 +103,31 @@ def test_items_routes_use_the_jwt_authorizer(template: dict[str, Any]) -> None:
     # checks the transformed routes).
     assert api["Authorizers"]["JwtAuthorizer"]["AuthorizationScopes"] == [{"Ref": "AuthorizationScope"}]
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
-    routes = {e["Properties"].get("Path"): e["Properties"] for e in events.values()}
-    assert set(routes) == {"/items", "/items/{item_id}", None}
-    for path in ("/items", "/items/{item_id}"):
-        assert "Auth" not in routes[path]  # the default authorizer applies
-    assert routes[None]["Auth"] == {"Authorizer": "NONE"}  # $default: health, docs, 404/405
+    routes = {(e["Properties"]["Path"], e["Properties"]["Method"]): e["Properties"] for e in events.values()}
+    authorized = {route for route, properties in routes.items() if "Auth" not in properties}
+    methods = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+    assert {(path, method) for path, method in authorized} == {
+        *(("/items", m) for m in ("GET", "HEAD", "POST")),
+        *(("/items/{item_id}", m) for m in methods - {"POST"}),
+    }
+    public = {route for route in routes if route not in authorized}
+    assert all(routes[route]["Auth"] == {"Authorizer": "NONE"} for route in public)
+    assert public == {(path, "ANY") for path in PUBLIC_PATHS | {"/items", "/items/{item_id}"}}
+
+
+# What the app serves without a token; deployed, each is its own route (no $default, E9013).
+PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/redoc", "/docs/assets/{name}"}
+
+
+def test_every_path_the_app_serves_has_a_route(template: dict[str, Any], client: TestClient) -> None:
+    """A public page without a route would be API Gateway's 404 deployed."""
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    routed = {e["Properties"]["Path"] for e in events}
+    assert set(client.app.openapi()["paths"]) <= routed  # type: ignore[attr-defined]
+    for path in PUBLIC_PATHS:
+        served = client.get(path.replace("{name}", "favicon-32x32.png"))
+        assert served.status_code == 200, path
+    assert client.get("/no-such-page").status_code == 404  # and nothing else is served
 
 
 def test_iam_grants_exactly_the_calls_the_app_makes(

@@ -1,4 +1,4 @@
-"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9012).
+"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9016).
 
 cfn-lint loads this file with ``--append-rules devtools/cfn_rules`` (``make preflight``) and
 runs the rules on the template as CloudFormation receives it: it applies the SAM transform
@@ -824,3 +824,155 @@ def _names_the_stack(value: Any) -> bool:
     elif isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
         value = value["Fn::Sub"]
     return isinstance(value, str) and value.startswith(f"{TRANSFORM_STACK_NAME}-")
+
+
+def _http_apis(template: Template) -> dict[str, dict[str, Any]]:
+    """HTTP APIs (not WebSocket ones, whose $default route serves authenticated connections)."""
+    return {
+        name: api
+        for name, api in resources(template, "AWS::ApiGatewayV2::Api").items()
+        if api.get("Properties", {}).get("ProtocolType", "HTTP") == "HTTP"
+        or isinstance(api.get("Properties", {}).get("Body"), dict)
+    }
+
+
+def _catch_all(path: str) -> bool:
+    return path == "$default" or "+}" in path
+
+
+class NoUnauthenticatedCatchAll(CloudFormationLintRule):
+    id = "E9013"
+    shortdesc = "No catch-all route reaches a function unauthenticated"
+    description = (
+        "An HTTP API's $default or greedy ({proxy+}) route without an authorizer invokes the "
+        "function for any path anyone sends: scanners cost invocations and take concurrency from "
+        "real callers. Name each public path; any other path is then API Gateway's own 404."
+    )
+    tags = ["apigateway", "authorization"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        apis = _http_apis(template)
+        matches = []
+        for name, api in apis.items():
+            body = api.get("Properties", {}).get("Body", {})
+            for path, methods in (body.get("paths", {}) if isinstance(body, dict) else {}).items():
+                for operation in (methods or {}).values():
+                    if _catch_all(path) and not CorsPreflightUnauthorized._authorized(operation):
+                        matches.append(
+                            self._match(["Resources", name, "Properties", "Body", "paths", path], path)
+                        )
+        for name, route in resources(template, "AWS::ApiGatewayV2::Route").items():
+            properties = route.get("Properties", {})
+            key = str(properties.get("RouteKey", ""))
+            on_http_api = bool(references(properties.get("ApiId")) & set(apis))
+            if on_http_api and _catch_all(key) and properties.get("AuthorizationType", "NONE") == "NONE":
+                matches.append(self._match(["Resources", name, "Properties", "RouteKey"], key))
+        return matches
+
+    @staticmethod
+    def _match(path: list[str], route: str) -> RuleMatch:
+        return RuleMatch(
+            path,
+            f"Route {route} reaches the function for any path without an authorizer: name each "
+            "public path as its own route (e.g. /health, /docs) and let API Gateway answer 404 to the rest.",
+        )
+
+
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/"
+
+
+class AccessLogsUnderVendedLogs(CloudFormationLintRule):
+    id = "E9014"
+    shortdesc = "Access log groups are named under /aws/vendedlogs/"
+    description = (
+        "API Gateway delivers HTTP API access logs as vended logs: each destination group outside "
+        "/aws/vendedlogs/ is added to the Region's one CloudWatch Logs resource policy (5,120 "
+        "characters, not cleaned up when a stack is deleted), so stacks with generated group names "
+        "fill it until no stack in the Region can turn logging on."
+    )
+    tags = ["apigateway", "logs"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        groups = resources(template, "AWS::Logs::LogGroup")
+        matches = []
+        for name, stage in resources(template, "AWS::ApiGatewayV2::Stage").items():
+            for settings in alternatives(stage.get("Properties", {}).get("AccessLogSettings")):
+                destination = settings.get("DestinationArn") if isinstance(settings, dict) else None
+                if destination is None:
+                    continue
+                targets = references(destination) & set(groups)
+                group_names = [groups[t].get("Properties", {}).get("LogGroupName") for t in targets]
+                if not targets or not all(_under_vended_logs(n) for n in group_names):
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties", "AccessLogSettings", "DestinationArn"],
+                            f"Stage {name} sends access logs to a log group not named under "
+                            f"{VENDED_LOGS_PREFIX}: give the template's group a LogGroupName such as "
+                            f"!Sub {VENDED_LOGS_PREFIX}apigateway/${{AWS::StackName}}/access",
+                        )
+                    )
+        return matches
+
+
+def _under_vended_logs(value: Any) -> bool:
+    text = value.get("Fn::Sub") if isinstance(value, dict) else value
+    return isinstance(text, str) and text.startswith(VENDED_LOGS_PREFIX)
+
+
+BOUNDARY_PARAMETER = "PermissionsBoundaryPolicy"
+
+
+class RolesCarryTheBoundary(CloudFormationLintRule):
+    id = "E9015"
+    shortdesc = "Every role carries the stack's permissions boundary"
+    description = (
+        "The CloudFormation service roles may create roles only with the permissions boundary "
+        f"named by {BOUNDARY_PARAMETER} (identities/template.json): a role without it fails the "
+        "deploy, and would otherwise be a way to grant more than the deploy identity may."
+    )
+    tags = ["iam"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        return [
+            RuleMatch(
+                ["Resources", name, "Properties"],
+                f"Role {name} has no PermissionsBoundary naming the {BOUNDARY_PARAMETER} parameter: add "
+                "PermissionsBoundary: !Sub arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/"
+                f"${{{BOUNDARY_PARAMETER}}} (Globals.Function for the roles SAM generates)",
+            )
+            for name, role in resources(template, "AWS::IAM::Role").items()
+            if conditional(role.get("Properties", {}).get("PermissionsBoundary"))
+            or BOUNDARY_PARAMETER not in references(role.get("Properties", {}).get("PermissionsBoundary"))
+        ]
+
+
+# One per account and Region: a stack that creates one unconditionally overwrites every other
+# stack's setting there.
+ACCOUNT_SINGLETONS = frozenset({"AWS::ApiGateway::Account"})
+
+
+class SingletonsBehindACondition(CloudFormationLintRule):
+    id = "E9016"
+    shortdesc = "Account-wide settings only behind a condition"
+    description = (
+        "Some resources are one setting per account and Region (API Gateway's account logging "
+        "role): every stack that declares one unconditionally writes it, each over the others, "
+        "so exactly one stack per account and Region may own it, chosen by a parameter."
+    )
+    tags = ["apigateway"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        template: Template = cfn.template
+        return [
+            RuleMatch(
+                ["Resources", name],
+                f"{name} ({kind}) is one setting per account and Region: create it only behind a "
+                "Condition chosen by a parameter, so one stack per account and Region owns it",
+            )
+            for kind in sorted(ACCOUNT_SINGLETONS)
+            for name, resource in resources(template, kind).items()
+            if not resource.get("Condition")
+        ]
