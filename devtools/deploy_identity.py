@@ -631,10 +631,9 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
                             {
                                 "Effect": "Allow",
                                 "Principal": {"Service": "cloudformation.amazonaws.com"},
+                                # No aws:SourceAccount condition: AWS's service-role example has
+                                # none, and a role can be passed only within its own account.
                                 "Action": "sts:AssumeRole",
-                                "Condition": {
-                                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-                                },
                             }
                         ],
                     },
