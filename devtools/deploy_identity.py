@@ -676,13 +676,14 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
                     },
                     "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
                     "VersioningConfiguration": {"Status": "Enabled"},
-                    # A rollback deploys the previous release's code from here: keep 90 days.
+                    # A rollback deploys the previous release's code from here: keep 90 days
+                    # (a pull request's packages, 14).
                     "LifecycleConfiguration": {
                         "Rules": [
                             {
                                 "Id": "expire-old-packages",
                                 "Status": "Enabled",
-                                "ExpirationInDays": 90,
+                                "ExpirationInDays": {"Fn::If": ["IsPullRequest", 14, 90]},
                                 "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
                                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
                             }
