@@ -469,14 +469,13 @@ def pull_request_statements() -> list[dict[str, Any]]:
     listing = {
         "Sid": "FindOrphans",
         "Effect": "Allow",
-        # Listing calls and sns:Unsubscribe have no resource type: IAM authorizes them on "*" only.
+        # Listing calls have no resource type: IAM authorizes them on "*" only.
         "Action": [
             "cloudformation:ListStacks",
             "cloudwatch:DescribeAlarms",
             "dynamodb:ListTables",
             "iam:ListRoles",
             "logs:DescribeLogGroups",
-            "sns:Unsubscribe",
             "sqs:ListQueues",
         ],
         "Resource": "*",

@@ -91,8 +91,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         if env != "dev"  # dev stacks are deployed by a developer, not the pipeline
     },
     ("pr/github-role", "parliament:RESOURCE_STAR"): (
-        "the sweep of orphaned pull-request stacks lists stacks, tables, roles and alarms, and "
-        "sns:Unsubscribe has no resource type: IAM authorizes these on * only"
+        "the sweep of orphaned pull-request stacks lists stacks, tables, roles, log groups, queues "
+        "and alarms: listing calls have no resource type, IAM authorizes them on * only (reads only)"
     ),
     ("template/NotifierRole", "parliament:RESOURCE_MISMATCH"): (
         "the stream's ARN ends in a timestamp label with colons (.../stream/2026-12-01T00:00:00.000), "

@@ -10,7 +10,7 @@ credentials:
 The probe subscribes a temporary SQS queue to the stack's alarm topic, sets one of the stack's
 alarms to ALARM (`SetAlarmState`), and waits for CloudWatch's notification to arrive through
 SNS (encrypted with the stack's key) in the queue; then it puts the alarm back and removes the
-queue. The cleanup deletes the stack, then the resources the template retains on deletion
+queue (its subscription goes with the stack's topic). The cleanup deletes the stack, then the resources the template retains on deletion
 (`DeletionPolicy: Retain`: the items table, whose deletion protection is off in pull-request
 stacks through `EphemeralStack=true`). It refuses any stack not named items-api-pr-<number>.
 
@@ -351,9 +351,9 @@ def alarm_probe(session: Any, stack: str, timeout: float = PROBE_SECONDS, poll_s
         ],
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    subscription = sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True
-    )["SubscriptionArn"]
+    # The subscription goes with the stack's topic when the stack is deleted: sns:Unsubscribe
+    # has no resource type, and the pull-request identity gets nothing on "*" that changes anything.
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     try:
         cloudwatch.set_alarm_state(
             AlarmName=alarm, StateValue="ALARM", StateReason="alarm-delivery probe (pull request)"
@@ -367,7 +367,6 @@ def alarm_probe(session: Any, stack: str, timeout: float = PROBE_SECONDS, poll_s
         raise TimeoutError(f"no notification of {alarm} reached a subscriber of {topic} in {timeout:g} s")
     finally:
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="alarm-delivery probe done")
-        sns.unsubscribe(SubscriptionArn=subscription)
         sqs.delete_queue(QueueUrl=queue_url)
 
 

@@ -211,6 +211,15 @@ def test_the_pull_request_identity_touches_only_pull_request_stacks(
     table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-pr-42-ItemsTable-1A2B"
     assert grants(github, "dynamodb:DeleteTable", table)
     assert not grants(github, "dynamodb:DeleteTable", table.replace("pr-42", "prod"))
+    # On "*", only what reads (listing calls have no resource type): nothing there changes anything.
+    from policy_sentry.querying.actions import get_action_data
+
+    for statement in statements(github):
+        if statement["Resource"] == "*":
+            for action in as_list(statement["Action"]):
+                service, name = action.split(":")
+                levels = {d["access_level"] for d in get_action_data(service, name)[service]}
+                assert levels <= {"List", "Read"}, (action, levels)
 
 
 @pytest.mark.parametrize("env", ["pr", "staging", "prod"])

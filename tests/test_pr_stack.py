@@ -81,12 +81,10 @@ def test_the_probe_sees_the_alarm_reach_a_subscriber_and_leaves_nothing(session:
     deliver_like_cloudwatch(session)
     assert pr_stack.alarm_probe(session, STACK, timeout=5, poll_seconds=1) == ALARM
     assert session.client("sqs").list_queues().get("QueueUrls", []) == []
-    [topic] = session.client("sns").list_topics()["Topics"]
-    assert (
-        session.client("sns").list_subscriptions_by_topic(TopicArn=topic["TopicArn"])["Subscriptions"] == []
-    )
     [alarm] = session.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert alarm["StateValue"] == "OK"  # put back
+    pr_stack.cleanup(session, STACK, timeout=5, poll_seconds=0.01)
+    assert session.client("sns").list_subscriptions()["Subscriptions"] == []  # gone with the topic
 
 
 def test_the_probe_fails_when_no_notification_arrives(session: Any) -> None:
