@@ -10,9 +10,10 @@ credentials:
 The probe subscribes a temporary SQS queue to the stack's alarm topic, sets one of the stack's
 alarms to ALARM (`SetAlarmState`), and waits for CloudWatch's notification to arrive through
 SNS (encrypted with the stack's key) in the queue; then it puts the alarm back and removes the
-queue (its subscription goes with the stack's topic). The cleanup deletes the stack, then the resources the template retains on deletion
-(`DeletionPolicy: Retain`: the items table, whose deletion protection is off in pull-request
-stacks through `EphemeralStack=true`). It refuses any stack not named items-api-pr-<number>.
+queue (its subscription goes with the stack's topic). The cleanup deletes the stack, then the
+resources the template retains on deletion (`DeletionPolicy: Retain`: the items table, whose
+deletion protection is off in pull-request stacks through `EphemeralStack=true`). It refuses
+any stack not named items-api-pr-<number>.
 
 A cancelled run can leave the stack in the middle of an operation, when CloudFormation refuses
 DeleteStack: the cleanup cancels an update in progress, waits (up to a deadline) for a state the
