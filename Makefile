@@ -193,11 +193,12 @@ deploy: ## the pre-deploy gate, sam build, sam deploy: make deploy ENV=dev|stagi
 	$(MAKE) build
 	$(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(if $(filter 1 true yes,$(GUIDED)),--guided) $(if $(ROLE_ARN),--role-arn "$(ROLE_ARN)") $(if $(BUCKET),--no-resolve-s3 --s3-bucket "$(BUCKET)")
 
-identities: $(SAM_STAMP) ## an environment's deploy identities (administrator, once per environment and account): make identities ENV=dev|pr|staging|prod [REPO=owner/name] [OIDC_PROVIDER_ARN=...]
+identities: $(SAM_STAMP) ## an environment's deploy identities (administrator, once per environment and account): make identities ENV=dev|pr|staging|prod [REPO=owner/name] [OIDC_PROVIDER_ARN=...] [OWNS_API_GATEWAY_LOGGING=true]
 	@case "$(ENV)" in dev|pr|staging|prod) ;; *) echo "usage: make identities ENV=dev|pr|staging|prod [REPO=owner/name] (got ENV=$(ENV))"; exit 2;; esac
 	$(SAM) deploy --template-file identities/template.json --stack-name items-api-identities-$(ENV) \
 		--capabilities CAPABILITY_NAMED_IAM --no-resolve-s3 --no-confirm-changeset --no-fail-on-empty-changeset \
-		--tags project=items-api environment=$(ENV) --parameter-overrides Environment=$(ENV) GitHubRepository=$(REPO) GitHubOidcProviderArn=$(OIDC_PROVIDER_ARN)
+		--tags project=items-api environment=$(ENV) --parameter-overrides Environment=$(ENV) GitHubRepository=$(REPO) \
+		GitHubOidcProviderArn=$(OIDC_PROVIDER_ARN) OwnsApiGatewayLogging=$(or $(OWNS_API_GATEWAY_LOGGING),false)
 	$(SAM) list stack-outputs --stack-name items-api-identities-$(ENV)
 
 validate: $(SAM_STAMP) ## sam validate --lint

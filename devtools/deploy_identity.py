@@ -84,6 +84,16 @@ SAM_TRANSFORM = "arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:transfo
 ARN = "arn:${AWS::Partition}"
 
 
+# What an AWS managed policy of the template grants that its role never uses: left out of the
+# boundary (API Gateway only pushes logs; reading them is no role's business).
+UNUSED_GRANTS = {
+    "logs:FilterLogEvents": "AmazonAPIGatewayPushToCloudWatchLogs: API Gateway writes logs, never reads them",
+    "logs:GetLogEvents": "AmazonAPIGatewayPushToCloudWatchLogs: API Gateway writes logs, never reads them",
+}
+# The tag template.yaml puts on what only a tag tells apart (the secret), with the stack's name.
+STACK_TAG = "items-api:stack"
+# Identity roles live under this path, outside every environment's role/items-api-<env>-* scope.
+IDENTITY_PATH = "/items-api-identities/"
 # Handler permissions the service role never gets, and why.
 WITHHELD = {
     "iam:DeleteRolePermissionsBoundary": "lifting a boundary is the escalation the boundary exists to stop",
@@ -240,7 +250,7 @@ def scoped_handler_statements(transformed: dict[str, Any]) -> list[dict[str, Any
         resource: Any = "*" if scope == ("*",) else [_sub(arn) for arn in scope]
         sid = (
             "Unscoped"
-            if arns == ("*",)
+            if scope == ("*",)
             else "Environment"
             + "".join(part.capitalize() for part in sorted({a.split(":", 1)[0] for a in actions}))
             + str(len(statements))
@@ -291,28 +301,74 @@ def _sub(text: str) -> dict[str, str]:
     return {"Fn::Sub": text}
 
 
+def boundary_actions(transformed: dict[str, Any]) -> set[str]:
+    """What the template's roles are granted and use (UNUSED_GRANTS left out)."""
+    return set().union(*(role_actions(role) for role in _roles(transformed).values())) - set(UNUSED_GRANTS)
+
+
 def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
-    """The boundary: what the template's roles are granted, DynamoDB only on the environment's tables."""
-    granted = set().union(*(role_actions(role) for role in _roles(transformed).values()))
+    """The boundary: what the template's roles use, each on the environment's own resources where
+    a name or tag tells them apart; account-wide logging only for the owner of API Gateway's
+    account logging role (it writes every stack's access logs)."""
+    granted = boundary_actions(transformed)
+    regional = f"{ARN}:SERVICE:${{AWS::Region}}:${{AWS::AccountId}}:"
+    table = regional.replace("SERVICE", "dynamodb") + "table/${Prefix}*"
+    groups = [
+        regional.replace("SERVICE", "logs") + "log-group:/aws/lambda/${Prefix}*",
+        regional.replace("SERVICE", "logs") + "log-group:/aws/vendedlogs/apigateway/${StackNames}/*",
+    ]
     tables = {a for a in granted if a.startswith("dynamodb:") and a != "dynamodb:ListStreams"}
-    table = f"{ARN}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Prefix}}*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "TheEnvironmentsTables",
-                "Effect": "Allow",
-                "Action": _unique(tables),
-                "Resource": [_sub(table), _sub(f"{table}/*")],
-            },
-            {
-                "Sid": "WhatTheRolesUseWithoutNames",
-                "Effect": "Allow",
-                "Action": _unique(granted - tables),
-                "Resource": "*",
-            },
-        ],
-    }
+    logs = {a for a in granted if a.startswith("logs:") and a != "logs:DescribeLogGroups"}
+    queues = {a for a in granted if a.startswith("sqs:")}
+    secrets = {a for a in granted if a.startswith("secretsmanager:")}
+    named = tables | logs | queues | secrets | {"logs:DescribeLogGroups"}
+    statements: list[Any] = [
+        {
+            "Sid": "TheEnvironmentsTables",
+            "Effect": "Allow",
+            "Action": _unique(tables),
+            "Resource": [_sub(table), _sub(f"{table}/*")],
+        },
+        {
+            "Sid": "TheEnvironmentsLogs",
+            "Effect": "Allow",
+            "Action": _unique(logs),
+            "Resource": [_sub(g) for g in groups] + [_sub(f"{g}:log-stream:*") for g in groups],
+        },
+        {
+            "Sid": "TheEnvironmentsQueues",
+            "Effect": "Allow",
+            "Action": _unique(queues),
+            "Resource": _sub(regional.replace("SERVICE", "sqs") + "${Prefix}*"),
+        },
+        {
+            "Sid": "TheEnvironmentsSecrets",
+            "Effect": "Allow",
+            "Action": _unique(secrets),
+            "Resource": "*",
+            # Secret names end in a random suffix: template.yaml tags each with its stack.
+            "Condition": {"StringLike": {f"secretsmanager:ResourceTag/{STACK_TAG}": _sub("${StackNames}")}},
+        },
+        {
+            "Sid": "WhatNoNameTellsApart",
+            "Effect": "Allow",
+            "Action": _unique(granted - named),
+            "Resource": "*",
+        },
+        {
+            "Fn::If": [
+                "OwnsAccountLogging",
+                {
+                    "Sid": "EveryStacksLogsForTheAccountLoggingRole",
+                    "Effect": "Allow",
+                    "Action": _unique({a for a in granted if a.startswith("logs:")}),
+                    "Resource": "*",
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def service_role_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]:
@@ -321,7 +377,15 @@ def service_role_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]
     boundary = {"iam:PermissionsBoundary": _sub(f"{ARN}:iam::${{AWS::AccountId}}:policy/${{Boundary}}")}
     attachable = [_sub(f"{ARN}:iam::aws:policy/{name}") for name in managed_policy_names(transformed)]
     needed = set(iam_actions(transformed))
-    with_boundary = {"iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"}
+    with_boundary = {
+        "iam:CreateRole",
+        "iam:DeleteRole",
+        "iam:DeleteRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PutRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:UpdateRole",
+    }
     attach = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
     rest = needed - with_boundary - attach - set(WITHHELD) - {"iam:PassRole"}  # PassRole: below
     return [
@@ -355,10 +419,30 @@ def service_role_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]
             "Action": "iam:DeleteRolePermissionsBoundary",
             "Resource": "*",
         },
+        {
+            "Fn::If": [
+                "OwnsAccountLogging",
+                {"Ref": "AWS::NoValue"},
+                {
+                    "Sid": "TheAccountLoggingSettingBelongsToAnotherEnvironment",
+                    "Effect": "Deny",
+                    "Action": ["apigateway:DELETE", "apigateway:PATCH", "apigateway:POST", "apigateway:PUT"],
+                    "Resource": _sub(f"{ARN}:apigateway:${{AWS::Region}}::/account"),
+                },
+            ]
+        },
     ]
 
 
-def pipeline_statements() -> list[Any]:
+def resource_types(transformed: dict[str, Any]) -> list[str]:
+    """Every resource type of the template, as written (SAM's) and as CloudFormation receives it."""
+    from devtools.template import load_template
+
+    written = {r["Type"] for r in load_template()["Resources"].values()}
+    return sorted(written | {r["Type"] for r in transformed["Resources"].values()})
+
+
+def pipeline_statements(transformed: dict[str, Any]) -> list[Any]:
     """The GitHub role: its environment's stacks, through its service role, and its bucket."""
     stack = _sub(f"{ARN}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/${{StackNames}}/*")
     bucket = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
@@ -370,7 +454,11 @@ def pipeline_statements() -> list[Any]:
             "Effect": "Allow",
             "Action": ["cloudformation:CreateChangeSet"],
             "Resource": stack,
-            "Condition": {"ArnEquals": {"cloudformation:RoleArn": service_role}},
+            # Only the template's resource types (when CloudFormation names them to IAM).
+            "Condition": {
+                "ArnEquals": {"cloudformation:RoleArn": service_role},
+                "ForAllValues:StringEquals": {"cloudformation:ResourceTypes": resource_types(transformed)},
+            },
         },
         {
             "Sid": "NoImportOfOtherResources",
@@ -389,6 +477,7 @@ def pipeline_statements() -> list[Any]:
             "Sid": "TheEnvironmentsStacks",
             "Effect": "Allow",
             "Action": [
+                "cloudformation:ContinueUpdateRollback",
                 "cloudformation:DeleteChangeSet",
                 "cloudformation:DescribeChangeSet",
                 "cloudformation:DescribeStackEvents",
@@ -532,7 +621,7 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
 
     handlers = scoped_handler_statements(transformed)
     pipeline = [
-        *pipeline_statements(),
+        *pipeline_statements(transformed),
         *(
             {"Fn::If": ["IsPullRequest", only_pr, {"Ref": "AWS::NoValue"}]}
             for only_pr in pull_request_statements()
@@ -550,10 +639,22 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
             "GitHubRepository": {
                 "Type": "String",
                 "Default": "",
-                "AllowedPattern": "^$|^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+                # Repositories created or moved after July 2026 are owner@<id>/name@<id> in GitHub's
+                # OIDC subject (docs/deploy.md, Identities).
+                "AllowedPattern": "^$|^[A-Za-z0-9_.-]+(@[0-9]+)?/[A-Za-z0-9_.-]+(@[0-9]+)?$",
                 "Description": (
                     "owner/name of the repository whose pipeline deploys this environment "
                     "(empty: no GitHub role)"
+                ),
+            },
+            "OwnsApiGatewayLogging": {
+                "Type": "String",
+                "Default": "false",
+                "AllowedValues": ["true", "false"],
+                "Description": (
+                    "true for the one environment per account and Region whose stack keeps "
+                    "ApiGatewayLogging=create-role: only its roles may write every stack's logs, and "
+                    "only its service role may change API Gateway's account setting"
                 ),
             },
             "GitHubOidcProviderArn": {
@@ -576,6 +677,7 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
         },
         "Conditions": {
             "IsPullRequest": {"Fn::Equals": [env, "pr"]},
+            "OwnsAccountLogging": {"Fn::Equals": [{"Ref": "OwnsApiGatewayLogging"}, "true"]},
             "HasGitHub": {
                 "Fn::And": [
                     {"Fn::Not": [{"Fn::Equals": [{"Ref": "GitHubRepository"}, ""]}]},
@@ -620,6 +722,7 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
                 "Type": "AWS::IAM::Role",
                 "Properties": {
                     "RoleName": {"Fn::Sub": "items-api-${Environment}-cloudformation"},
+                    "Path": IDENTITY_PATH,
                     "Description": (
                         "CloudFormation deploys this environment's stacks with this role "
                         "(sam deploy --role-arn)"
@@ -675,14 +778,18 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
                     },
                     "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
                     "VersioningConfiguration": {"Status": "Enabled"},
-                    # A rollback deploys the previous release's code from here: keep 90 days
-                    # (a pull request's packages, 14).
                     "LifecycleConfiguration": {
                         "Rules": [
                             {
                                 "Id": "expire-old-packages",
                                 "Status": "Enabled",
-                                "ExpirationInDays": {"Fn::If": ["IsPullRequest", 14, 90]},
+                                # SAM names a package by its hash and skips an upload that exists,
+                                # so an unchanged function's code keeps its first upload's date:
+                                # only a pull request's packages expire (its stack is gone within
+                                # days); elsewhere a rollback may need any of them.
+                                "ExpirationInDays": {
+                                    "Fn::If": ["IsPullRequest", 14, {"Ref": "AWS::NoValue"}]
+                                },
                                 "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
                                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
                             }
@@ -715,6 +822,9 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
             "GitHubOidcProvider": {
                 "Type": "AWS::IAM::OIDCProvider",
                 "Condition": "CreateOidcProvider",
+                # One per account: other environments' roles trust it too, so it outlives this stack.
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
                 "Properties": {"Url": f"https://{GITHUB_OIDC}", "ClientIdList": ["sts.amazonaws.com"]},
             },
             "GitHubRole": {
@@ -722,6 +832,7 @@ def identities_template(transformed: dict[str, Any]) -> dict[str, Any]:
                 "Condition": "HasGitHub",
                 "Properties": {
                     "RoleName": {"Fn::Sub": "items-api-${Environment}-github"},
+                    "Path": IDENTITY_PATH,
                     "Description": (
                         "The pipeline's jobs of one GitHub environment deploy this environment's stacks"
                     ),

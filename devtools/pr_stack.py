@@ -309,6 +309,18 @@ def sweep(
                 deleted += [f"stack {stack}", *cleanup(session, stack, timeout, poll_seconds)]
             except Exception as error:  # try every other one, then fail
                 failures.append(f"stack {stack}: {error}")
+    # The pull-request identity may create any items-api-pr-* stack (IAM has no digit pattern);
+    # one not named items-api-pr-<number> is reported for a person to look at, never deleted.
+    failures += [
+        f"stack {summary['StackName']}: named like a pull-request stack but not items-api-pr-<number>; "
+        "delete it by hand if it is one"
+        for page in cloudformation.get_paginator("list_stacks").paginate()
+        for summary in page["StackSummaries"]
+        if summary["StackName"].startswith("items-api-pr-")
+        and not PR_STACK.fullmatch(summary["StackName"])
+        and summary["StackStatus"] != "DELETE_COMPLETE"
+        and _last_change(summary) < cutoff
+    ]
     live = _live_pr_stacks(cloudformation)
     for stack, kind, physical_id, created in named_after_pr_stacks(session):
         if stack not in live and created < cutoff:

@@ -11,15 +11,19 @@ environment, with example values, and put through parliament and cloudsplaining
 import fnmatch
 import json
 import os
+import re
 import subprocess
 from typing import Any
 
 import pytest
+from policy_sentry.querying.actions import get_action_data
 
 from devtools import iam_analyzer
 from devtools.deploy_identity import (
     ENVIRONMENTS,
     GITHUB_ENVIRONMENTS,
+    IDENTITY_PATH,
+    UNUSED_GRANTS,
     WITHHELD,
     UnknownResourceType,
     handler_permissions,
@@ -212,8 +216,6 @@ def test_the_pull_request_identity_touches_only_pull_request_stacks(
     assert grants(github, "dynamodb:DeleteTable", table)
     assert not grants(github, "dynamodb:DeleteTable", table.replace("pr-42", "prod"))
     # On "*", only what reads (listing calls have no resource type): nothing there changes anything.
-    from policy_sentry.querying.actions import get_action_data
-
     for statement in statements(github):
         if statement["Resource"] == "*":
             for action in as_list(statement["Action"]):
@@ -227,24 +229,35 @@ def test_the_github_role_deploys_only_through_its_service_role(
     policies: dict[str, dict[str, Any]], env: str
 ) -> None:
     github = policies[f"{env}/github-role"]
+    service_role = f"arn:aws:iam::{ACCOUNT}:role/ServiceRole"
     [passing] = [s for s in statements(github) if "iam:PassRole" in as_list(s["Action"])]
-    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ServiceRole"  # its own service role only
+    assert passing["Resource"] == service_role  # its own service role only
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
     [change_sets] = [
         s
         for s in statements(github)
         if s["Action"] == ["cloudformation:CreateChangeSet"] and "Condition" in s
     ]
-    assert change_sets["Condition"] == {
-        "ArnEquals": {"cloudformation:RoleArn": f"arn:aws:iam::{ACCOUNT}:role/ServiceRole"}
-    }
+    assert change_sets["Condition"]["ArnEquals"] == {"cloudformation:RoleArn": service_role}
+    types = change_sets["Condition"]["ForAllValues:StringEquals"]["cloudformation:ResourceTypes"]
+    assert {"AWS::Serverless::Function", "AWS::Lambda::Function", "AWS::DynamoDB::Table"} <= set(types)
+    assert "AWS::Logs::ResourcePolicy" not in types  # nothing the template does not declare
     [no_import] = statements(github, "Deny")
     assert no_import["Condition"] == {"Null": {"cloudformation:ImportResourceTypes": "false"}}
-    assert all(
-        not a.startswith("iam:") or a == "iam:PassRole" or env == "pr"
-        for s in statements(github)
-        for a in as_list(s["Action"])
-    )
+    iam = {a for s in statements(github) for a in as_list(s["Action"]) if a.startswith("iam:")}
+    assert iam == {"iam:PassRole"} or env == "pr"  # pr also removes its stacks' retained roles
+
+
+ROLE_CHANGES = {
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -257,13 +270,13 @@ def test_the_service_role_creates_roles_only_with_the_boundary(
     for statement in statements(iam):
         assert statement["Resource"] == roles, statement["Sid"]  # never another environment's roles
         actions = set(as_list(statement["Action"]))
-        if actions & {
-            "iam:CreateRole",
-            "iam:PutRolePolicy",
-            "iam:PutRolePermissionsBoundary",
-            "iam:AttachRolePolicy",
-        }:
+        if actions & ROLE_CHANGES:
             assert statement["Condition"]["ArnEquals"]["iam:PermissionsBoundary"] == boundary
+        for action in actions:  # a condition IAM does not evaluate for an action would refuse it
+            service, name = action.split(":")
+            keys = {k for d in get_action_data(service, name)[service] for k in d["condition_keys"]}
+            for operator in statement.get("Condition", {}).values():
+                assert set(operator) <= keys, (action, set(operator) - keys)
         if "iam:AttachRolePolicy" in actions:
             attachable = {
                 arn.rsplit("/", 1)[-1] for arn in statement["Condition"]["ArnEquals"]["iam:PolicyARN"]
@@ -278,12 +291,25 @@ def test_the_service_role_creates_roles_only_with_the_boundary(
         if "iam:PassRole" in actions:
             services = statement["Condition"]["StringEquals"]["iam:PassedToService"]
             assert set(services) == {"apigateway.amazonaws.com", "lambda.amazonaws.com"}
-    [deny] = statements(iam, "Deny")
-    assert deny["Action"] == "iam:DeleteRolePermissionsBoundary"
+    denied = {s["Sid"]: s for s in statements(iam, "Deny")}
+    assert denied["NeverLiftABoundary"]["Action"] == "iam:DeleteRolePermissionsBoundary"
+    # Only the environment owning API Gateway's account logging role (dev, as the analyzer renders
+    # them) may change the account's setting.
+    assert ("TheAccountLoggingSettingBelongsToAnotherEnvironment" in denied) is (env != "dev")
     handlers = policies[f"{env}/environment-resource-handlers"], policies[f"{env}/unscoped-resource-handlers"]
     assert not any(
         a.lower().startswith("iam:") for p in handlers for s in p["Statement"] for a in as_list(s["Action"])
     )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_identity_can_change_the_identities(policies: dict[str, dict[str, Any]], env: str) -> None:
+    """The identities' roles live under their own path, outside role/items-api-<env>-*."""
+    for own in ("cloudformation", "github"):
+        arn = f"arn:aws:iam::{ACCOUNT}:role{IDENTITY_PATH}items-api-{env}-{own}"
+        for name in (n for n in policies if not n.startswith("template/")):
+            for action in ROLE_CHANGES | {"iam:DetachRolePolicy"}:
+                assert not grants(policies[name], action, arn), (name, action)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -293,13 +319,55 @@ def test_the_boundary_lets_the_roles_work_and_nothing_more(
     boundary = policies[f"{env}/boundary"]
     allowed = {a for s in statements(boundary) for a in as_list(s["Action"])}
     for name, role in transformed["Resources"].items():
-        if role["Type"] == "AWS::IAM::Role":
-            assert role_actions(role) <= allowed, name  # the boundary breaks no role
+        # API Gateway's account logging role exists only in the environment owning it (dev here).
+        if role["Type"] == "AWS::IAM::Role" and (
+            env == "dev" or role.get("Condition") != "CreateApiGatewayLoggingRole"
+        ):
+            assert role_actions(role) - set(UNUSED_GRANTS) <= allowed, name  # the boundary breaks no role
     assert not any(a.split(":")[0] in {"iam", "sts", "organizations"} for a in allowed)
+    other = "prod" if env != "prod" else "staging"
     table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/items-api-{env}-ItemsTable-1A2B"
     assert grants(boundary, "dynamodb:PutItem", table)
-    other = "prod" if env != "prod" else "staging"
     assert not grants(boundary, "dynamodb:PutItem", table.replace(f"-{env}-", f"-{other}-"))
+    others = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/items-api-{other}-api"
+    assert not grants(boundary, "logs:FilterLogEvents", others)  # no role reads logs at all
+    assert not grants(boundary, "logs:GetLogEvents", others)
+    own = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/items-api-{env}-api:log-stream:x"
+    assert grants(boundary, "logs:PutLogEvents", own)
+    # Other stacks' logs only for the environment owning the account logging role (dev here).
+    assert grants(boundary, "logs:PutLogEvents", others + ":log-stream:x") is (env == "dev")
+    queue = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:items-api-{other}-NotifierFailureQueue-A"
+    assert not grants(boundary, "sqs:SendMessage", queue)
+    [secrets] = [s for s in statements(boundary) if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    stacks = {
+        "dev": "items-api-dev",
+        "pr": "items-api-pr-*",
+        "staging": "items-api-staging",
+        "prod": "items-api-prod",
+    }
+    assert secrets["Condition"] == {"StringLike": {"secretsmanager:ResourceTag/items-api:stack": stacks[env]}}
+
+
+def test_the_secret_carries_the_tag_the_boundary_matches() -> None:
+    [secret] = [
+        r for r in load_template()["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"
+    ]
+    assert {"Key": "items-api:stack", "Value": {"Ref": "AWS::StackName"}} in secret["Properties"]["Tags"]
+
+
+def test_what_outlives_an_identities_stack_and_what_expires() -> None:
+    template = json.loads(IDENTITIES.read_text(encoding="utf-8"))
+    resources = template["Resources"]
+    assert resources["GitHubOidcProvider"]["DeletionPolicy"] == "Retain"  # other environments trust it
+    [rule] = resources["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    # SAM reuses a package whose hash exists, so an old upload may be today's code: only a pull
+    # request's packages expire.
+    assert rule["ExpirationInDays"] == {"Fn::If": ["IsPullRequest", 14, {"Ref": "AWS::NoValue"}]}
+    pattern = re.compile(template["Parameters"]["GitHubRepository"]["AllowedPattern"])
+    for accepted in ("", "octo-org/items-api", "octo-org@59/items-api@1001"):
+        assert pattern.fullmatch(accepted), accepted
+    for refused in ("octo-org", "octo-org/items-api:ref:refs/heads/main", "*/items-api"):
+        assert not pattern.fullmatch(refused), refused
 
 
 def test_samconfig_names_each_environments_boundary() -> None:

@@ -886,10 +886,10 @@ class AccessLogsUnderVendedLogs(CloudFormationLintRule):
     id = "E9014"
     shortdesc = "Access log groups are named under /aws/vendedlogs/"
     description = (
-        "API Gateway delivers HTTP API access logs as vended logs: each destination group outside "
-        "/aws/vendedlogs/ is added to the Region's one CloudWatch Logs resource policy (5,120 "
-        "characters, not cleaned up when a stack is deleted), so stacks with generated group names "
-        "fill it until no stack in the Region can turn logging on."
+        "API Gateway delivers HTTP API access logs as vended logs: where the account's CloudWatch "
+        "Logs resource policy is used (5,120 characters per Region, entries not removed when a "
+        "stack is deleted), each destination group outside /aws/vendedlogs/ adds an entry, so "
+        "stacks with generated group names can fill it; one wildcard entry covers the prefix."
     )
     tags = ["apigateway", "logs"]
 
