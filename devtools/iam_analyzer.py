@@ -1,8 +1,9 @@
 """Every IAM policy in the repository through parliament and cloudsplaining, with reasoned exceptions.
 
 The policies: each environment's identities (identities/template.json: the boundary, the
-CloudFormation service role, the GitHub role) and the roles of template.yaml as CloudFormation
-receives them (.local/transformed-template.json, written by `make lint-infra`). Intrinsics are
+CloudFormation service role, the GitHub role, their trust, the bucket's policy) and template.yaml
+as CloudFormation receives it (.local/transformed-template.json, written by `make lint-infra`):
+its roles' policies and trust, its key and topic policies. Intrinsics are
 resolved with example values (an account, a Region, the environment). parliament checks that
 each statement is well formed (actions, ARNs, condition types); cloudsplaining lists what a
 policy allows without resource constraints that could escalate privileges, expose resources,
@@ -99,6 +100,14 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "the sweep of orphaned pull-request stacks lists stacks, tables, roles, log groups, queues "
         "and alarms: listing calls have no resource type, IAM authorizes them on * only (reads only)"
     ),
+    **{
+        ("template/AlarmTopicKey/KeyPolicy", finding): (
+            "a key policy's Resource is the key itself (*); its first statement is AWS's default "
+            "(the account's root administers the key through IAM), its second lets CloudWatch "
+            "encrypt alarms for this account only (aws:SourceAccount)"
+        )
+        for finding in ("parliament:PERMISSIONS_MANAGEMENT_ACTIONS", "parliament:RESOURCE_STAR")
+    },
     ("template/NotifierRole", "parliament:RESOURCE_MISMATCH"): (
         "the stream's ARN ends in a timestamp label with colons (.../stream/2026-12-01T00:00:00.000), "
         "which IAM's * matches and parliament's ARN matcher does not"
@@ -186,6 +195,8 @@ def _example_names(transformed: dict[str, Any]) -> dict[str, str]:
             names[f"{logical}.Arn"] = region.format(service="logs") + f"log-group:{group}:*"
         elif kind == "AWS::ApiGatewayV2::Api":
             names[logical] = "a1b2c3d4e5"
+        elif kind == "AWS::SNS::Topic":
+            names[logical] = region.format(service="sns") + generated
     return names
 
 
@@ -204,8 +215,29 @@ def template_policies(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[s
             yield f"template/{name}", {"Version": "2012-10-17", "Statement": statements}
 
 
+def resource_policies(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The policies that name a principal: the template's key and topic policies, the artifact
+    bucket's; named <where>/<resource>/<kind>. (Trust policies have no Resource by IAM's grammar,
+    which parliament reads as malformed: tests/test_deploy_identity.py and rule E9009 check them.)"""
+    names = _example_names(transformed)
+    for name, resource in transformed["Resources"].items():
+        properties = resource.get("Properties", {})
+        for kind in ("KeyPolicy", "PolicyDocument"):
+            if kind in properties and (kind != "PolicyDocument" or resource["Type"].endswith("Policy")):
+                yield f"template/{name}/{kind}", resolve(properties[kind], names, {})
+    identities = json.loads(IDENTITIES.read_text(encoding="utf-8"))["Resources"]
+    bucket = {
+        **EXAMPLE,
+        "ArtifactBucket": "items-api-artifacts",
+        "ArtifactBucket.Arn": "arn:aws:s3:::items-api-artifacts",
+    }
+    policy = identities["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]
+    yield "identities/ArtifactBucketPolicy/PolicyDocument", resolve(policy, bucket, {})
+
+
 def findings(policy: dict[str, Any]) -> set[str]:
-    """What parliament and cloudsplaining report on one policy, as tool:finding."""
+    """What parliament and cloudsplaining report on one policy, as tool:finding (a policy naming a
+    principal is a resource policy: parliament only; cloudsplaining reads identity policies)."""
     from cloudsplaining.scan.policy_document import PolicyDocument
 
     with warnings.catch_warnings():  # parliament leaves its config file open at import
@@ -216,6 +248,8 @@ def findings(policy: dict[str, Any]) -> set[str]:
         f"parliament:{f.issue}"
         for f in analyze_policy_string(json.dumps(policy), include_community_auditors=True).findings
     }
+    if any("Principal" in statement for statement in policy["Statement"]):
+        return found
     document = PolicyDocument(policy)
     for finding, actions in (
         ("PrivilegeEscalation", document.allows_privilege_escalation),
@@ -240,7 +274,11 @@ def unexplained(policies: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def all_policies() -> list[tuple[str, dict[str, Any]]]:
     transformed = json.loads(TRANSFORMED.read_text(encoding="utf-8"))
-    return [p for env in ENVIRONMENTS for p in identity_policies(env)] + list(template_policies(transformed))
+    return [
+        *(p for env in ENVIRONMENTS for p in identity_policies(env)),
+        *template_policies(transformed),
+        *resource_policies(transformed),
+    ]
 
 
 def main() -> int:
