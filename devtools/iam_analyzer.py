@@ -240,8 +240,10 @@ def findings(policy: dict[str, Any]) -> set[str]:
     principal is a resource policy: parliament only; cloudsplaining reads identity policies)."""
     from cloudsplaining.scan.policy_document import PolicyDocument
 
-    with warnings.catch_warnings():  # parliament leaves its config file open at import
+    # At import parliament leaves its config file open and pkg_resources warns it is deprecated.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
         from parliament import analyze_policy_string
 
     found = {
