@@ -119,7 +119,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 
 # The template's linters, once per form: cfn-lint on the template as written (sam validate
 # --lint), then on what CloudFormation receives, with the AWS rules no linter has (cfn-lint
-# custom rules E9001-E9012 in devtools/cfn_rules) and samconfig's parameter values (P9001), by
+# custom rules E9001-E9016 in devtools/cfn_rules) and samconfig's parameter values (P9001), by
 # devtools/preflight.py; checkov on both forms.
 lint-infra: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, checkov and the AWS rules on both template forms; the identities template; parliament and cloudsplaining on every IAM policy
 	$(SAM) validate --lint

@@ -118,7 +118,7 @@ def test_a_valid_route_still_judges_the_key(client: TestClient, auth: Auth) -> N
 
 @pytest.mark.parametrize("path", sorted(ALLOWED))
 def test_options_says_what_the_path_allows_without_a_token(client: TestClient, path: str) -> None:
-    # Also what a browser's CORS preflight gets through API Gateway's $default route.
+    # Also what a browser's CORS preflight gets through the path's unauthorized ANY route.
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
     response = client.options(path, headers=preflight)
     assert response.status_code == 204
