@@ -1,11 +1,4 @@
-"""Who is calling: the owner whose items a request may see.
-
-Deployed, API Gateway's JWT authorizer has verified the token and the owner is
-a claim in the Lambda event; this app never verifies a token itself. Only an
-app built with a token verifier (``create_app(token_verifier=...)``: `make run`,
-and the function under `sam local`, app.sam_local) checks bearer tokens, and
-only where the event carries no claims.
-"""
+"""Who is calling: the owner whose items a request may see."""
 
 from collections.abc import Callable
 from typing import Any
@@ -33,19 +26,14 @@ class OwnerNotUsable(Forbidden):
 
 
 def owner_from_event(event: Any, owner_claim: str) -> str | None:
-    """The owner from claims API Gateway verified, or None.
-
-    HTTP API (payload v2) puts JWT authorizer claims at
-    ``requestContext.authorizer.jwt.claims``; REST API with a Cognito authorizer
-    (payload v1) at ``requestContext.authorizer.claims``. Function URL and ALB
-    events carry no claims.
-    """
+    """The owner from claims API Gateway verified, or None."""
     if not isinstance(event, dict):
         return None
     request_context = event.get("requestContext")
     authorizer = request_context.get("authorizer") if isinstance(request_context, dict) else None
     if not isinstance(authorizer, dict):
         return None
+    # HTTP API (payload v2) nests the claims under `jwt`; REST API with Cognito (v1) does not.
     jwt_authorizer = authorizer.get("jwt")
     claims = jwt_authorizer.get("claims") if isinstance(jwt_authorizer, dict) else authorizer.get("claims")
     owner = claims.get(owner_claim) if isinstance(claims, dict) else None
@@ -61,6 +49,7 @@ def token_verifier(scope: Scope) -> TokenVerifier | None:
 
 def authenticate(scope: Scope, bearer_token: str | None) -> str:
     """The owner of this request (HTTP or WebSocket scope), or NotAuthenticated."""
+    # Deployed, API Gateway's JWT authorizer has verified the token: this app never verifies one itself.
     owner = owner_from_event(scope.get("aws.event"), get_settings().owner_claim)
     verifier = token_verifier(scope)
     if owner is None and verifier is not None:  # make run, or sam local start-api

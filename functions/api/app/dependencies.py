@@ -1,8 +1,4 @@
-"""The FastAPI dependencies, as `Annotated` aliases that route signatures use.
-
-The Idempotency-Key dependency lives with the route class that records its answers
-(app/routes/idempotency.py).
-"""
+"""The FastAPI dependencies, as `Annotated` aliases that route signatures use."""
 
 import hashlib
 import hmac
@@ -52,10 +48,7 @@ _CREATING = threading.Lock()
 
 @lru_cache
 def get_botocore_session() -> "Session":
-    """One botocore session per container: every client shares its loaded service models.
-
-    A client from a fresh session loads DynamoDB's model again (docs/performance.md).
-    """
+    """One botocore session per container, so every client shares its loaded service models."""
     return botocore_session()
 
 
@@ -111,8 +104,7 @@ _owner_key_retry_at = [0.0]  # while the key cannot be read, lines go without ow
 
 
 def owner_reference(owner: str) -> str | None:
-    """The owner's reference in log lines: an HMAC with the stack's key, so a list of candidate ids
-    cannot be matched against the logs without the secret. None while the key cannot be read."""
+    """The owner's reference in log lines, or None while the stack's key cannot be read."""
     if get_owner_reference_key.cache_info().currsize == 0:
         if time.monotonic() < _owner_key_retry_at[0]:
             return None
@@ -124,6 +116,7 @@ def owner_reference(owner: str) -> str | None:
 
             get_logger().warning("owner_ref left out: the stack's key could not be read", exc_info=True)
             return None
+    # An HMAC: a list of candidate ids cannot be matched against the logs without the stack's key.
     return _owner_reference(get_owner_reference_key(), owner)
 
 
@@ -142,9 +135,7 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 @lru_cache
 def get_layout_client() -> "DynamoDBClient":
-    """The single-attempt client: reads of the layout row (items_core/layout.py), rate leases
-    (app/limits.py) and deletes' count updates (app/store/items.py), each of which a request may
-    skip when it fails."""
+    """The single-attempt client, for calls a request may skip: layout reads, rate leases, count updates."""
     return cast("DynamoDBClient", aws_client("dynamodb", max_attempts=LAYOUT_READ_MAX_ATTEMPTS))
 
 
@@ -181,9 +172,7 @@ async def charge_owner(request: Request, owner: str, body: bytes) -> None:
 
 
 def rows_charge(request: Request, owner: str) -> Callable[[int], None] | None:
-    """For a write whose rows are known only once the store has seen the item (the tags it carries
-    or drops): a charge of the units beyond those the body was priced at, made before those rows
-    are written; RateLimited (429) when the owner's allowance has no room for them."""
+    """The charge for a write's rows beyond those its body paid for, made before they are written (429)."""
     rates = get_owner_rates()
     if not rates.limited("writes"):
         return None
@@ -225,15 +214,9 @@ async def item_store_dependency() -> ItemStore:
 ItemStoreDep = Annotated[ItemStore, Depends(item_store_dependency)]
 
 
+# One dependency, not a scheme plus a function: every request saves a resolution and a credentials model.
 class BearerOwner(HTTPBearer):
-    """The authenticated owner of a request (401 otherwise), as one dependency.
-
-    Deployed, API Gateway has verified the token and the owner comes from the
-    event; under `make run`, the app's token verifier checks the bearer token. Being an HTTPBearer, it
-    also documents the API's security scheme ("Authorize" in the docs). One
-    dependency instead of a scheme plus a function saves every request a
-    FastAPI dependency resolution and a credentials model.
-    """
+    """The authenticated owner of a request (401 otherwise), as one dependency that documents the scheme."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -269,12 +252,9 @@ _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def canonical_int(maximum: int) -> BeforeValidator:
-    """A path or query integer exactly as the API writes it: decimal digits, no sign, leading zero or space.
+    """A path or query integer as the API writes it: decimal digits, no sign, leading zero or space."""
 
-    Python's int() also takes "01", " 1", "1_0" and "+1": every spelling of one
-    number would otherwise name the same item (and the same cache entry).
-    """
-
+    # int() also takes "01", " 1", "1_0" and "+1": each spelling would name the same item (and cache entry).
     def check(value: Any) -> Any:
         if isinstance(value, str):
             if not _CANONICAL_DECIMAL.fullmatch(value):

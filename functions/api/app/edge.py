@@ -1,18 +1,4 @@
-"""What every request gets before routing and after its answer: the app's one ASGI middleware.
-
-- the URL the client used: the stage or base-path prefix becomes the ASGI ``root_path``;
-- ``HEAD`` routed as ``GET`` and answered without a body (RFC 9110 section 9.3.2), errors included;
-- ``X-Request-ID`` and the security headers on every response, ``Cache-Control: no-store``
-  on the per-owner resources;
-- one log line per request, which is also its metrics record (app.observability);
-- the last resort: an exception no handler answered is logged once and becomes a generic 500;
-- under a local server, a client that goes away mid-request is logged as aborted (status 499,
-  ``aborted``), not as a failure, and a body that stalls is answered 408.
-
-It puts ``request_id`` in ``request.state`` for routes and handlers, and reads back
-``owner`` (set by the owner dependency) for the log line; the Idempotency-Key claim also
-travels in ``request.state`` (app/routes/idempotency.py).
-"""
+"""What every request gets before routing and after its answer: the app's one ASGI middleware."""
 
 import asyncio
 import json
@@ -47,16 +33,11 @@ _SECURITY_HEADERS = [
 
 
 def client_prefix(event: Any, path: str) -> tuple[str, str]:
-    """Split the path the client requested into (stage prefix, path the app routes on).
-
-    - HTTP API (payload v2) and Function URLs: a named stage stays in ``rawPath``
-      (``/dev/items/1``); the ``$default`` stage adds nothing.
-    - REST API (payload v1): ``path`` lacks the stage, ``requestContext.path``
-      has it (``/Prod/items/1``).
-    """
+    """Split the path the client requested into (stage prefix, path the app routes on)."""
     context = event.get("requestContext") if isinstance(event, dict) else None
     if not isinstance(context, dict):
         return "", path
+    # HTTP API (v2) and Function URLs: a named stage stays in the path (/dev/items/1); $default adds none.
     if event.get("version") == "2.0":
         stage = context.get("stage")
         if isinstance(stage, str) and stage and stage != "$default":
@@ -64,6 +45,7 @@ def client_prefix(event: Any, path: str) -> tuple[str, str]:
             if path == prefix or path.startswith(prefix + "/"):
                 return prefix, path[len(prefix) :] or "/"
         return "", path
+    # REST API (payload v1): `path` lacks the stage, requestContext.path has it (/Prod/items/1).
     client_path = context.get("path")
     if isinstance(client_path, str) and client_path != path and client_path.endswith(path):
         return client_path[: -len(path)].rstrip("/"), path
@@ -78,8 +60,7 @@ CLIENT_CLOSED_REQUEST = 499
 
 
 class _ClientBody:
-    """The request's receive channel, noting how a client ended it early (under a local server, where
-    a body arrives in parts; in Lambda the event holds the whole body)."""
+    """The request's receive channel, noting how a client ended it early (under a local server only)."""
 
     def __init__(self, receive: Receive, *, served: bool) -> None:
         self._receive = receive
@@ -158,7 +139,7 @@ def _response_headers(path: str, request_id: str) -> list[tuple[bytes, bytes]]:
 
 
 class EdgeMiddleware:
-    """The ASGI middleware around the app (see the module docstring)."""
+    """The ASGI middleware around the app: prefixes, HEAD, headers, the log line, the last-resort 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -177,10 +158,11 @@ class EdgeMiddleware:
         method = scope["method"]
         root, path = _routed_path(scope)
         request_id = _request_id(scope)
+        # request.state: request_id for routes and handlers; owner, set by its dependency, for the log line.
         state: dict[str, Any] = {"request_id": request_id}
         inner = {
             **scope,
-            "method": "GET" if method == "HEAD" else method,
+            "method": "GET" if method == "HEAD" else method,  # answered without a body (RFC 9110 9.3.2)
             "root_path": root,
             "path": root + path,
             "state": state,

@@ -1,24 +1,4 @@
-"""Per-owner request rates that hold across containers: each owner's allowance per window, leased in DynamoDB.
-
-An owner may make so many reads and spend so many write units in each
-WINDOW_SECONDS window, and send so many ``Idempotency-Key`` requests an hour
-(each may store a record for 24 h), wherever its requests land. The allowance is a counter row per owner,
-kind and window in the idempotency table (``pk`` ``rate <kind> <window> <owner>``,
-gone by TTL): a container leases part of it with one conditioned ``UpdateItem``
-(``ADD granted`` unless that passes the allowance) and spends the lease locally.
-A container serves an owner's first request of a window on credit (no call) and
-adds it to its first lease, which is what the next request needs; each further
-lease in the same window doubles, up to 1/16 of the allowance. So a container's
-unspent lease, which no other container can use, is never larger than what it has
-spent: the owner gets at least half its allowance however many containers serve
-it, and passes it by at most the one credited request per container and window.
-An owner making one request now and then costs no call at all. Once a lease is
-refused, the container refuses requests of that cost or more until the window
-ends without a call; a smaller one may still fit and is asked for.
-
-A lease that DynamoDB cannot answer (throttled, no reply) lets the request through:
-the limit protects the service, and a failing limiter must not take it down too.
-"""
+"""Per-owner request rates across containers: each owner's allowance per window, leased in DynamoDB."""
 
 import math
 import threading
@@ -118,6 +98,8 @@ class OwnerRates:
                 return
             if lease.refused and cost >= lease.refused:
                 raise RateLimited(kind, allowance, retry_after)
+            # Each lease doubles the last: a container's unspent lease, which no other can use, never exceeds
+            # what it spent, so the owner gets at least half its allowance however many containers serve it.
             size = max(cost, min(2 * lease.size or 1, largest))
             owed, lease.owed = lease.owed, 0  # this call counts them; concurrent requests do not again
         if not self._lease(owner, kind, window, owed + size, allowance):
@@ -145,7 +127,7 @@ class OwnerRates:
                 },
             )
         except ClientError as error:
-            # Throttled or failing: let the request through (module docstring).
+            # Throttled or failing: let the request through; a failing limiter must not take the service down.
             return error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException"
         except BotoCoreError:
             return True

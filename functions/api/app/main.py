@@ -31,12 +31,7 @@ def create_app(
     lifespan: Any = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """Build the application; it reads no setting and creates no client (see _create_clients_during_init).
-
-    The Lambda handler's app takes no verifier (API Gateway verifies tokens), except under
-    `sam local` (app.sam_local); Mangum runs no lifespan. `make run` (devtools.local_app) passes a token
-    verifier, the lifespan that follows the local stream and its /ws router.
-    """
+    """Build the application; it reads no setting and creates no client (see _create_clients_during_init)."""
     app = FastAPI(
         title="Items API",
         version="1.0.0",
@@ -76,14 +71,7 @@ def _ensure_event_loop() -> None:
 
 
 def _create_clients_during_init() -> None:
-    """In Lambda's INIT phase: settings and the DynamoDB client, before the first request arrives.
-
-    Lambda runs INIT before it hands the environment a request (with provisioned
-    concurrency, ahead of any), and SnapStart snapshots it: work done here is not
-    paid by a waiting client's first request there. Outside Lambda (tests, tools,
-    `make run`) nothing is created at import. A misconfiguration is left to the
-    first request, which answers 500 and logs what is wrong.
-    """
+    """In Lambda's INIT phase: settings and the DynamoDB client, before the first request arrives."""
     from app import dependencies
 
     with contextlib.suppress(Exception):  # reported by the first request that needs the store

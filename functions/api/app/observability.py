@@ -1,18 +1,4 @@
-"""One structured log line per request that is also its CloudWatch metrics record, and the diagnostics logger.
-
-The request line names the route template, not the raw path, and a reference
-to the owner instead of the owner; nothing logs a request body or a token. It
-carries CloudWatch's Embedded Metric Format directive (``_aws``) naming which of
-its own keys are metrics (Requests, Latency, Errors4xx, Errors5xx, ColdStart) and
-dimensions (service, method, route). It has the keys of Powertools Logger's lines
-and shares their stream, but is written with one ``json.dumps``: importing
-Powertools' Logger and Metrics would add their import to every cold start (see
-docs/design.md). Diagnostics (warnings, errors with their stack traces) go
-through Powertools Logger, imported by the first of them.
-
-Settings: POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
-POWERTOOLS_LOG_LEVEL (set by the template) and POWERTOOLS_METRICS_DISABLED.
-"""
+"""One log line per request that is also its CloudWatch metrics record, and the diagnostics logger."""
 
 import json
 import logging
@@ -35,10 +21,7 @@ _cold_start = True
 
 
 class LogStream:
-    """Where every line of the service goes, request lines and diagnostics alike, in order.
-
-    stdout (which Lambda sends to CloudWatch Logs) unless a test points ``target`` elsewhere.
-    """
+    """Where every line of the service goes, in order: stdout, or the target a test sets."""
 
     def __init__(self) -> None:
         self.target: Any = None
@@ -108,6 +91,8 @@ def log_request(
     aborted: bool = False,
 ) -> None:
     """Write the request's line (INFO "request", at every log level: it is the metrics record)."""
+    # Powertools Logger's keys in one json.dumps: importing its Logger and Metrics would slow every cold
+    # start. The route template and an owner reference only: never the raw path, the owner, a body or a token.
     now = time.time()
     cold_start = take_cold_start()
     line: dict[str, Any] = {

@@ -24,17 +24,13 @@ def _strong_tags(header: str) -> list[str]:
 
 
 def parse_if_match(header: str | None, item_id: int) -> list[int] | AnyVersion | None:
-    """The versions an If-Match header accepts: None (no header), "*" or a list (maybe empty).
-
-    Weak tags (W/"…") never match under If-Match's strong comparison, and a tag
-    of another item cannot match this one: both simply contribute no version.
-    More than MAX_IF_MATCH_VERSIONS distinct versions is TooManyVersions.
-    """
+    """The versions an If-Match header accepts: None (no header), "*" or a list (maybe empty)."""
     if header is None:
         return None
     if header.strip() == "*":
         return "*"
     versions = []
+    # If-Match compares strongly (RFC 9110): a weak tag (W/"…"), or another item's, adds no version.
     for tag in _strong_tags(header):
         match = _STRONG_ETAG.match(tag)
         if match and int(match.group(1)) == item_id and int(match.group(2)) not in versions:

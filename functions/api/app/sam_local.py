@@ -1,17 +1,4 @@
-"""`sam local` only: checks `make token`'s bearer tokens, which SAM CLI cannot (it skips JWT authorizers).
-
-Deployed, API Gateway's JWT authorizer verifies every token and the owner comes from its
-claims; this module is inert there. It switches on only when both hold:
-
-- ``AWS_SAM_LOCAL`` is ``true``: SAM CLI sets it in every function it runs, Lambda never does,
-  and `make preflight` (E9011) refuses a template that sets it;
-- ``LOCAL_JWT_SECRET`` is not empty: the template declares it empty, because SAM CLI fills only
-  variables a template declares (from `make dynamodb`'s .local/sam-env.json), and E9011 refuses
-  any other value.
-
-Claims in the event still come first (app.auth), so `sam local invoke` with the generated
-events is served as before. `make run` checks the same tokens the same way (devtools.local_app).
-"""
+"""`sam local` only: checks `make token`'s bearer tokens, which SAM CLI cannot (it skips JWT authorizers)."""
 
 import os
 
@@ -29,8 +16,7 @@ class InsufficientScope(Exception):
 
 
 def verify_token(secret: str, token: str, *, scope: str, owner_claim: str = "sub") -> str | None:
-    """The owner named by a valid access token with `scope`; None for an invalid token (401),
-    InsufficientScope for a valid one without the scope (403), as API Gateway answers them."""
+    """The owner a valid access token with `scope` names; None if invalid (401), InsufficientScope (403)."""
     import jwt  # only local runs verify tokens: the deployed function never imports it
 
     from items_core.bearer import granted_scopes
@@ -73,6 +59,8 @@ def local_token_verifier(secret: str) -> TokenVerifier:
 
 def sam_local_token_verifier() -> TokenVerifier | None:
     """The dev-token check when SAM CLI runs the function with a local key, else None (deployed)."""
+    # SAM CLI sets AWS_SAM_LOCAL, Lambda never does; the template declares LOCAL_JWT_SECRET empty (SAM CLI
+    # fills only declared variables), and preflight's E9011 refuses a template that sets either.
     secret = os.environ.get("LOCAL_JWT_SECRET", "")
     if os.environ.get("AWS_SAM_LOCAL") != "true" or not secret:
         return None

@@ -1,20 +1,4 @@
-"""SnapStart runtime hooks: what goes into the snapshot, and what each restored environment refreshes.
-
-One snapshot is restored into many execution environments, so nothing in it may
-be specific to one of them:
-
-- before the snapshot, the DynamoDB client is created once, so botocore's
-  modules are imported and initialised inside the snapshot rather than on
-  every restore's first request;
-- after each restore, ``random`` is reseeded (botocore's retry jitter would
-  otherwise be identical in every environment) and the AWS clients are dropped:
-  their open connections and the credentials they captured belong to the
-  environment that took the snapshot. They are recreated on first use.
-
-``uuid4`` and ``secrets`` (write tokens, idempotency claims) read the OS's
-randomness on every call and need nothing. Lambda imports this module only
-when it initialises for SnapStart (see main.py).
-"""
+"""SnapStart runtime hooks: what goes into the snapshot, and what each restored environment refreshes."""
 
 import random
 
@@ -32,6 +16,8 @@ def prepare_snapshot() -> None:
 @register_after_restore
 def refresh_after_restore() -> None:
     """Give this environment its own randomness and its own AWS connections and credentials."""
+    # Every restore starts from the snapshot's state: unseeded, botocore's retry jitter would be the same in
+    # every environment. uuid4 and secrets read the OS's randomness on every call and need nothing.
     random.seed()
     # The session holds resolved credentials; every client and the store built on one go with it.
     for cached in (

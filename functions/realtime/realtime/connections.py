@@ -1,13 +1,4 @@
-"""Connection records: which WebSocket connections belong to which owner.
-
-Table (template.yaml, ConnectionsTable): ``owner`` (S) partition key and
-``connection_id`` (S) sort key, so the notifier finds an owner's connections
-with one Query; the ``by-connection`` index (keys only) finds the owner of a
-connection for ``$disconnect``, whose event names only the connection.
-``expires_at`` (TTL) removes records whose ``$disconnect`` never came;
-``token_expires_at`` is the `exp` of the token the connection was opened with:
-the notifier closes a connection whose token has expired instead of posting to it.
-"""
+"""Connection records: which WebSocket connections belong to which owner."""
 
 import time
 from collections.abc import Iterator
@@ -18,6 +9,7 @@ from typing import Any
 from realtime.aws import dynamodb
 from realtime.settings import get_settings
 
+# Finds a connection's owner for $disconnect, whose event names only the connection.
 CONNECTION_INDEX = "by-connection"
 
 

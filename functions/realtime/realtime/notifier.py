@@ -1,35 +1,4 @@
-"""The items table's stream to connected clients: one message per change, to every connection of its owner.
-
-Each stream record becomes the message items_core.messages defines, posted
-with the API Gateway Management API to the owner's connections (found with one
-Query per owner and batch). Records are handled one by one in stream order;
-one that fails is reported with ``ReportBatchItemFailures`` (Powertools' batch
-utility), so Lambda retries from it; after the template's retry limit it goes
-to the on-failure queue. What a client can rely on:
-
-- **No owner delays another.** A batch's records are grouped by owner; the
-  owners are served at the same time (OWNER_WORKERS threads), each owner's
-  records one by one in stream order, within OWNER_FANOUT_SECONDS per owner.
-  An owner whose changes do not fit (many or slow connections) has the rest of
-  its records reported failed, and only those: the others' go out on time.
-- **Per item, versions in order.** Once a record fails, the later records of
-  the same item in that batch are not delivered in this invocation (they are
-  reported as failed too, and come back in order on the retry); other items'
-  records still go out.
-- **Once, as far as one container knows.** Lambda retries a stream batch from
-  its first failed record, so records delivered after it come back: the
-  container remembers the records it delivered (the last DELIVERED_MEMORY) and
-  skips them. A retry in another container may resend: clients keep the
-  highest ``version`` per ``id``.
-- **One bad connection fails nothing else.** A 410 Gone forgets the connection;
-  any other refusal of one connection is logged and counted
-  (``ConnectionPostFailures``, alarmed) and the others are still served. Only
-  the Management API itself being unavailable (throttling, 5xx, no answer), or
-  DynamoDB failing the owner's connection Query, fails the record, for a retry;
-  a connection that cannot be forgotten now is forgotten at its next 410 or TTL.
-- **Tokens end connections.** A connection whose token's ``exp`` has passed is
-  closed and forgotten instead of receiving the change.
-"""
+"""The items table's stream to connected clients: one message per change, to every connection of its owner."""
 
 import os
 import threading
@@ -67,7 +36,8 @@ _UNAVAILABLE_CODES = frozenset(
 _MARGIN_SECONDS = 1.0
 # Owners served at once (each a thread posting to its connections; botocore's pool holds 10).
 OWNER_WORKERS = 8
-# Records delivered by this container, remembered so a retry of the batch skips them.
+# Records delivered by this container, remembered so a retry of the batch skips them: Lambda retries
+# from the first failed record, so those delivered after it come back.
 DELIVERED_MEMORY = 10_000
 
 

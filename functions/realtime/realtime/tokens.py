@@ -1,20 +1,4 @@
-"""Bearer tokens verified as the HTTP API's JWT authorizer verifies them, with the routes' scope.
-
-API Gateway WebSocket APIs have no JWT authorizer, so ``$connect`` checks the
-token itself, as API Gateway's JWT authorizer does for the ``/items`` routes:
-an RSA signature (RS256/384/512, the only algorithms API Gateway accepts) by a
-key of the issuer's JWKS; ``iss``, ``exp``, ``nbf``, ``iat``; ``aud`` or, when a
-token has none (Cognito access tokens), ``client_id``; and the required scope
-in ``scope`` or ``scp``, which ID tokens never carry. A token that says what it
-is (Cognito's ``token_use``) must say ``access``.
-
-The keys are found through OIDC discovery: the discovery document must name
-this issuer, and its ``jwks_uri`` must be https on the issuer's own host (or
-JWKS_URL pins it). Each fetch follows no redirect and reads at most
-MAX_DOCUMENT_BYTES. The keys are cached per container; a token naming an
-unknown key refetches them at most once per REFRESH_COOLDOWN_SECONDS, so a
-stream of forged key ids cannot turn every ``$connect`` into a fetch.
-"""
+"""Bearer tokens verified as the HTTP API's JWT authorizer verifies them, with the routes' scope."""
 
 import json
 import urllib.error
@@ -28,7 +12,10 @@ import jwt
 
 from items_core.bearer import granted_scopes
 
+# API Gateway's WebSocket APIs have no JWT authorizer: $connect verifies tokens as the HTTP API's
+# authorizer does, with the only algorithms it accepts.
 ALGORITHMS = ["RS256", "RS384", "RS512"]
+# An unknown key id refetches the keys at most this often: forged ids cannot make every $connect a fetch.
 REFRESH_COOLDOWN_SECONDS = 60
 JWKS_LIFESPAN_SECONDS = 3600
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -167,7 +154,7 @@ class TokenVerifier:
             raise InvalidToken(str(error)) from error
         audience = claims.get("aud")
         audiences = {audience} if isinstance(audience, str) else set(audience or [])
-        if "aud" not in claims:
+        if "aud" not in claims:  # Cognito's access tokens name their client in client_id instead
             audiences = {claims.get("client_id")} - {None}
         if not audiences & self._audiences:
             raise InvalidToken("token is not for this API's audience")

@@ -1,12 +1,4 @@
-"""The WebSocket API's routes: ``$connect`` (authenticate, record), ``$disconnect`` (forget), ``$default``.
-
-``$connect`` answers 401 to a missing or invalid token, so API Gateway refuses
-the handshake; a browser passes the token as ``?token=<JWT>`` (it cannot set
-headers on a WebSocket), other clients may send ``Authorization: Bearer``.
-``$default`` answers each client message through the route response (the
-pong or an error from items_core.messages), so this function needs no
-permission to post to connections.
-"""
+"""The WebSocket API's routes: ``$connect`` (authenticate, record), ``$disconnect`` (forget), ``$default``."""
 
 import time
 from functools import lru_cache
@@ -39,6 +31,7 @@ def verifier() -> TokenVerifier:
 
 
 def _token(event: dict[str, Any]) -> str | None:
+    # A browser cannot set headers on a WebSocket: it passes ?token=<JWT>.
     query = event.get("queryStringParameters") or {}
     if query.get("token"):
         return str(query["token"])
@@ -115,7 +108,7 @@ def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def on_message(event: dict[str, Any]) -> dict[str, Any]:
-    """Answer one client message (sent back to the client by the $default route response)."""
+    """Answer one client message through the $default route response (no posting to connections)."""
     body = event.get("body")
     if event.get("isBase64Encoded"):
         body = None  # a binary frame: answered with an error naming what to send

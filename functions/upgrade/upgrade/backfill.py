@@ -1,34 +1,4 @@
-"""The online backfill: one resumable pass over the items table that brings every row in line.
-
-A pass starts when a deploy resets the ``LAYOUT`` row (custom_resource.py) and
-is driven by a schedule: each run takes a lease on the row, scans on from the
-position the last run saved, repairs what it finds, saves its position after
-each page and stops before its time runs out. No run has to finish the table;
-a crashed run's lease lapses and the next run goes on from the last saved page.
-The pass ends by marking the row ``complete``: from then on the API reads tag
-listings from the copies.
-
-What "in line" means (items_core/rows.py):
-
-- a live item whose copies are missing or behind its ``version`` (written by
-  a release that kept no copies) gets them, in one transaction conditioned on
-  the version it was read at (its copies are read first: nothing is written
-  for an item already in line);
-- a tag copy whose item is gone, no longer carries the tag, or is at a newer
-  version is deleted or rewritten, conditioned on what was read;
-- each owner's counter row gets ``live_items``, the number of its live items,
-  counted with a Query and written only if no id was given out meanwhile
-  (``last_id`` unchanged; the owner is counted again otherwise). Requests in
-  flight at that moment can leave it off by one each: a delete whose transaction
-  lands between the count and the write is counted once too many, a create that
-  took its id before the counter row was read and writes its item after the
-  count, once too few.
-
-Every write is conditioned, so running a page twice, or racing the API, never
-undoes a newer write. The pass keeps to a capacity budget (units per second,
-measured with ReturnConsumedCapacity) and waits GRACE_SECONDS after the reset,
-so that requests the previous code was still serving have ended.
-"""
+"""The online backfill: one resumable pass over the items table that brings every row in line."""
 
 import time
 import uuid
@@ -65,8 +35,7 @@ class Progress:
 
 
 def reset(client: Any, table: str, now: float | None = None, *, state: str = BACKFILLING) -> str:
-    """Start a new pass from the beginning (a deploy changed what is stored), or, with STALE (a
-    rollback), only stop trusting the data until a deploy starts one."""
+    """Start a new pass, or with STALE (a rollback) stop trusting the data until a deploy starts one."""
     now = time.time() if now is None else now
     generation = uuid.uuid4().hex
     row = {
@@ -236,9 +205,7 @@ class Backfill:
     def _page(
         self, position: dict[str, Any] | None, progress: Progress, deadline: float
     ) -> tuple[dict[str, Any] | None, bool]:
-        """Bring the rows of one page in line, stopping at the deadline; where to go on, and whether
-        the table is done. A run stopped mid-page goes on after the last row it finished (Scan takes
-        any row's key as its start)."""
+        """Bring one page's rows in line until the deadline: where to go on, and whether the table is done."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "Limit": PAGE_ROWS,
@@ -259,12 +226,14 @@ class Backfill:
             progress.repaired += repaired
             progress.page_scanned += 1
             progress.scanned += 1
-            position = {"pk": row["pk"], "sk": row["sk"]}
+            position = {"pk": row["pk"], "sk": row["sk"]}  # Scan starts after any row's key, even mid-page
         last_key: dict[str, Any] | None = response.get("LastEvaluatedKey")
         return last_key, last_key is None
 
     def _reconcile(self, row: dict[str, Any], progress: Progress) -> int:
         """Bring one row in line; how many rows it wrote."""
+        # Every write is conditioned on what was read: a page run twice, or a race with the API, never
+        # undoes a newer write.
         owner = owner_of(row["pk"]["S"])
         if owner is not None:
             return self._reconcile_item(owner, row, progress)
@@ -319,6 +288,8 @@ class Backfill:
                 if "LastEvaluatedKey" not in response:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            # In-flight requests may still leave it one off each: a delete landing between count and write, or
+            # a create that got its id before the counter was read and writes its item after the count.
             if counter.get("live_items", {}).get("N") == str(count):
                 return 0
             try:

@@ -1,12 +1,4 @@
-"""Lambda entry point: the schedule's runs of the backfill, and the deploy's custom resource.
-
-CloudFormation sends Create, Update and Delete of the ``LayoutUpgrade`` custom
-resource (template.yaml): each resets the layout row, so a pass starts over
-(after a deploy that changes the layout, and after a rollback that removes this
-function's release: the older code may have written rows the newer one must
-bring in line). The answer goes to CloudFormation's presigned URL, always, so
-a failure shows in the stack's events instead of a stack waiting an hour.
-"""
+"""Lambda entry point: the schedule's runs of the backfill, and the deploy's custom resource."""
 
 import json
 import os
@@ -96,7 +88,7 @@ def _custom_resource(event: dict[str, Any]) -> dict[str, Any]:
         if event["RequestType"] != "Delete":
             answer.update(Status="FAILED", Reason=f"the items table {table} does not exist")
         # Deleting a stack whose table is already gone: nothing to mark.
-    except Exception as error:  # CloudFormation must hear back whatever happened
+    except Exception as error:  # CloudFormation must hear back whatever happened, or the stack waits an hour
         logger.exception("backfill reset failed", extra={"request": event["RequestType"]})
         answer.update(Status="FAILED", Reason=f"could not reset the layout row of {table}: {error}"[:500])
     body = json.dumps(answer).encode()

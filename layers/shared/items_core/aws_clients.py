@@ -1,8 +1,4 @@
-"""botocore clients as every function creates them: bounded attempts and timeouts, no boto3.
-
-botocore directly: boto3 adds only a wrapper here, and importing it also
-imports s3transfer, a cold-start cost (docs/performance.md).
-"""
+"""botocore clients as every function creates them: bounded attempts and timeouts, no boto3."""
 
 import random
 from typing import TYPE_CHECKING, Any
@@ -18,6 +14,7 @@ CONFLICT_BACKOFF_SECONDS = 0.05
 
 def botocore_session() -> "Session":
     """A botocore session (credentials and region from the environment, as Lambda sets them)."""
+    # Not boto3: it only wraps botocore here, and importing it also imports s3transfer (cold start).
     import botocore.session
 
     return botocore.session.get_session()
@@ -33,11 +30,7 @@ def create_client(
     validate_params: bool = True,
     session: "Session | None" = None,
 ) -> Any:
-    """A client whose every call makes at most `max_attempts` attempts (botocore's standard retry mode).
-
-    DynamoDB clients also retry write conflicts (items_core.dynamodb_errors), which
-    botocore does not, within the same attempts.
-    """
+    """A client whose every call makes at most `max_attempts` attempts (botocore's standard retry mode)."""
     from botocore.config import Config
 
     config = Config(
@@ -47,18 +40,14 @@ def create_client(
         read_timeout=read_timeout,
     )
     client = (session or botocore_session()).create_client(service, endpoint_url=endpoint_url, config=config)
-    if service == "dynamodb":
+    if service == "dynamodb":  # botocore does not retry write conflicts: this does, within the attempts
         client.meta.events.register("needs-retry.dynamodb", _conflict_retry(max_attempts))
     return client
 
 
 def worst_case_call_seconds(max_attempts: int, connect_timeout: float, read_timeout: float) -> float:
-    """The longest one call can take: every attempt times out, with botocore's longest backoff between.
-
-    botocore's standard mode sleeps rand(0, 1) * min(2 ** i, 20) s before retry i + 1 of a
-    throttled call. The functions' timeouts must cover their calls' worst cases (cfn-lint rule
-    E9005 reads them from each function's RetryBudget in template.yaml).
-    """
+    """The longest one call can take: every attempt times out, with botocore's longest backoff between."""
+    # botocore's standard mode sleeps rand(0, 1) * min(2 ** i, 20) s before retry i + 1 of a throttled call.
     backoff = sum(min(2.0**i, 20.0) for i in range(max_attempts - 1))
     return max_attempts * (connect_timeout + read_timeout) + backoff
 

@@ -2,10 +2,10 @@
 
 from typing import Any, Literal
 
+# Only identifiers the user cannot change and the provider never reuses: a mutable claim such as
+# email would let a user who sets it to another's value take that owner's items.
 OwnerClaim = Literal["sub", "oid"]
-"""Claims that may name an owner: identifiers the user cannot change and the provider never reuses
-(template.yaml's OwnerClaim allows the same). A mutable claim such as email would let a user
-who sets it to another's value take that owner's items."""
+"""Claims that may name an owner."""
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -15,8 +15,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def granted_scopes(claims: dict[str, Any]) -> set[str]:
-    """The scopes a token grants, as API Gateway's JWT authorizer reads them: ``scope`` or ``scp``,
-    each a space-separated string or a list."""
+    """The scopes a token grants, read as API Gateway's JWT authorizer does: ``scope`` or ``scp``."""
     granted: set[str] = set()
     for claim in ("scope", "scp"):
         value = claims.get(claim)

@@ -1,18 +1,12 @@
-"""What each DynamoDB error means for a request: every error botocore's model lists for our calls, on purpose.
-
-OPERATIONS names every DynamoDB call a function makes (the test suite fails a
-call outside it); ANSWERS gives each error that botocore's service model lists
-for those calls its answer, and tests/test_dynamodb_errors.py enumerates the
-model, so a new call or a botocore upgrade that adds an error fails until the
-error is answered here.
-"""
+"""What each DynamoDB error means for a request: every error botocore lists for our calls, on purpose."""
 
 from enum import Enum
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-# Every DynamoDB operation the API and the realtime functions call.
+# Every DynamoDB operation the API and the realtime functions call. The tests fail a call outside it,
+# and an error botocore's model lists for these calls that ANSWERS does not answer.
 OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"})
 
 

@@ -1,9 +1,4 @@
-"""Settings from environment variables: a frozen pydantic model whose field names are the variables.
-
-What pydantic-settings' BaseSettings does for these functions (names matched without regard
-to case, values validated by the model), in one function: importing pydantic-settings, with
-its sources and python-dotenv, cost a noticeable share of every cold start (docs/performance.md).
-"""
+"""Settings from environment variables: a frozen pydantic model whose field names are the variables."""
 
 import os
 from collections.abc import Mapping
@@ -16,5 +11,6 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def from_environment(model: type[Model], environ: Mapping[str, str] | None = None) -> Model:
     """`model` validated from the environment: field `table_name` is TABLE_NAME (any case)."""
+    # Not pydantic-settings: importing it, with its sources and python-dotenv, slows every cold start.
     variables = {name.lower(): value for name, value in (os.environ if environ is None else environ).items()}
     return model.model_validate({name: variables[name] for name in model.model_fields if name in variables})

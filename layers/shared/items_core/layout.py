@@ -1,23 +1,4 @@
-"""Which layout the items table's data is in: the ``LAYOUT`` row, read by the API, kept by the upgrade.
-
-The upgrade function (functions/upgrade) resets the row at each deploy that
-changes the layout (a CloudFormation custom resource, also on the way back)
-and marks it ``complete`` when its backfill has brought every row in line.
-Until then the API reads the way the release before did:
-
-- ``tag`` listings filter the owner's item rows instead of reading the tag
-  copies (which the release before did not write);
-- an ``Idempotency-Key`` is also looked up where the release before kept its
-  records (the items table), until ``legacy_idempotency_until``;
-- the items quota is not enforced: each owner's ``live_items`` count is kept up by
-  every create and delete, but it is only right once the pass has counted the
-  owner's items (``counts_complete``).
-
-A deploy over layout 2 (tag copies complete) keeps ``copies`` on the row: the
-new pass only counts, and tag listings keep reading the copies meanwhile.
-
-No row at all is a table that no upgrade has looked at yet: it is read the old way.
-"""
+"""Which layout the items table's data is in: the ``LAYOUT`` row, read by the API, kept by the upgrade."""
 
 import threading
 import time
@@ -90,12 +71,7 @@ def layout_from_row(row: dict[str, Any] | None) -> Layout:
 
 
 class LayoutReader:
-    """The table's layout, read at most every CACHE_SECONDS per container (one GetItem).
-
-    Its client makes a single attempt (the API's retry budget has room for one more
-    call, not three): when the read fails, the layout is UNKNOWN for this request,
-    which is always safe (the old way of reading is right for every layout).
-    """
+    """The table's layout, read at most every CACHE_SECONDS per container (one GetItem)."""
 
     def __init__(self, client: "Callable[[], DynamoDBClient]", table_name: str) -> None:
         self._make_client = client  # on first read, which most requests never make
@@ -119,7 +95,7 @@ class LayoutReader:
                     TableName=self._table, Key=LAYOUT_KEY, ConsistentRead=True
                 )
             except (BotoCoreError, ClientError):
-                return UNKNOWN
+                return UNKNOWN  # always safe: the old way of reading is right for every layout
             self._layout = layout_from_row(response.get("Item"))
             self._read_at = time.monotonic()
         return self._layout

@@ -1,21 +1,4 @@
-"""The realtime contract: what a connected client receives and how its own messages are answered.
-
-The local server (`make run`, FastAPI's /ws) and the deployed WebSocket API
-(functions/realtime) both build every message here, so a client sees the same
-documents in both places:
-
-- one ``ItemChange`` per change to the owner's items, made from the table's
-  change stream: ``{"type": "item.created" | "item.updated" | "item.deleted",
-  "id": 7, "version": 3, "item": {...}, "at": "<RFC 3339>"}`` (no ``item`` on
-  delete). Per item, versions only grow: a deletion carries the version after
-  the item's last one.
-- ``{"action": "ping"}`` from the client is answered ``{"type": "pong"}``;
-  anything else (not JSON, no or unknown action, over 4 KB) is answered
-  ``{"type": "error", "detail": "..."}`` and the connection stays open.
-- an owner has at most MAX_CONNECTIONS_PER_OWNER connections open (the deployed
-  default; template parameter MaxConnectionsPerOwner): one more is refused at
-  the handshake with 429 and ``too_many_connections``.
-"""
+"""The realtime contract: what a connected client receives and how its own messages are answered."""
 
 import json
 from dataclasses import dataclass
@@ -82,11 +65,7 @@ def _approximate_time(data: dict[str, Any]) -> datetime:
 
 
 def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
-    """The message for one record of the items table's stream, or None when no client should see it.
-
-    Raises KeyError/ValueError on a record that is not an items-table record
-    with NEW_AND_OLD_IMAGES (the notifier reports it as a failed batch item).
-    """
+    """The message for one stream record (None: no client should see it; KeyError/ValueError: unreadable)."""
     data = record["dynamodb"]
     keys = data["Keys"]
     owner = owner_of(keys["pk"]["S"])
@@ -109,7 +88,7 @@ def change_from_stream_record(record: dict[str, Any]) -> OwnerChange | None:
         version = int(new["version"]["N"])
         at = datetime.fromisoformat(new["updated_at"]["S"])
     else:  # the item row removed (the API's delete; its tombstone is in another partition)
-        version = int(old["version"]["N"]) + 1
+        version = int(old["version"]["N"]) + 1  # per item, versions only grow
         at = _approximate_time(data)
     return OwnerChange(owner, ItemChange(type="item.deleted", id=item_id, version=version, at=at))
 

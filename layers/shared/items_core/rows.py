@@ -1,26 +1,4 @@
-"""How items are laid out in the table: keys, and turning a stored row into the API's item.
-
-Layout (key schema in template.yaml):
-
-- ``pk`` (S) = ``OWNER#<owner>``: one partition per owner, holding only its
-  live items (``sk`` (N) = the item id, >= 1) and its counter row (``sk = 0``:
-  ``last_id``, ids are never reused; ``live_items``, how many live items it holds,
-  checked against the owner's quota once the upgrade has counted them).
-  ``name_folded`` is ``name.casefold()``, for ``q``.
-- ``pk`` = ``TAG#<len(owner)>#<owner>#<tag>``: one partition per owner and tag,
-  holding a copy of each live item that carries the tag (same ``sk``), written
-  in the same transaction as the item. The owner's length makes the key
-  unambiguous whatever characters an owner or a tag contains.
-- ``pk`` = ``DELETED#<owner>``: tombstones of deleted items (``sk`` = the id,
-  ``write_token``, ``expires_at`` for TTL), outside every listing's key range.
-- ``pk`` = ``LAYOUT``, ``sk = 0``: which layout the data is in (items_core/layout.py).
-
-A copy carries its item's ``version``: the upgrade backfill (functions/upgrade)
-finds copies that are missing, behind their item or left over, by comparing.
-
-Rows here are DynamoDB attribute-value maps (``{"S": ...}``), as the low-level
-client returns them and as stream records carry them.
-"""
+"""How items are laid out in the table: keys, and turning a stored row into the API's item."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +7,8 @@ from typing import Any
 from items_core.models import ItemPublic
 
 OWNER_PREFIX = "OWNER#"
-# What a tag copy carries: everything of the item but its key and write token.
+# What a tag copy carries: everything of the item but its key and write token. Its `version` lets the
+# upgrade's backfill find copies that are missing, behind their item or left over.
 STORED_ATTRIBUTES = (
     "name",
     "name_folded",
@@ -42,8 +21,8 @@ STORED_ATTRIBUTES = (
     "updated_at",
 )
 TAG_PREFIX = "TAG#"
-DELETED_PREFIX = "DELETED#"
-COUNTER_SK = 0
+DELETED_PREFIX = "DELETED#"  # tombstones, outside every listing's key range
+COUNTER_SK = 0  # the owner's counter row: last_id (ids are never reused) and live_items
 # An owner id is part of every partition key (at most 2,048 bytes in DynamoDB): with the
 # longest prefix and tag, 1,024 bytes of owner leave room to spare in each of them.
 MAX_OWNER_BYTES = 1024
@@ -67,6 +46,7 @@ def owner_pk(owner: str) -> str:
 
 def tag_pk(owner: str, tag: str) -> str:
     """The partition key of the copies of an owner's items that carry a tag."""
+    # The owner's length keeps the key unambiguous whatever characters an owner or a tag contains.
     return f"{TAG_PREFIX}{len(owner)}#{owner}#{tag}"
 
 

@@ -1,10 +1,4 @@
-"""Swagger UI (/docs) and ReDoc (/redoc), with their scripts and styles served from the function itself.
-
-No third-party host is named in either page, so both work offline and under a
-strict Content-Security-Policy. The assets (pinned npm packages whose checksums
-the build verifies: devtools/docs_assets.py) ship in app/docs_assets/ and are
-read on first request, never at import.
-"""
+"""Swagger UI (/docs) and ReDoc (/redoc), with their scripts and styles served from the function itself."""
 
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +6,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+# Pinned npm files whose checksums the build verifies (devtools/docs_assets.py): no third-party host.
 ASSETS = Path(__file__).resolve().parent.parent / "docs_assets"
 _CONTENT_TYPES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",

@@ -1,5 +1,4 @@
-"""How domain exceptions become responses (an Idempotency-Key replay is answered in
-app/routes/idempotency.py, which also records what these handlers answered)."""
+"""How domain exceptions become responses."""
 
 from decimal import Decimal
 from typing import Any
@@ -35,8 +34,7 @@ ERROR_MODELS = (Error, ValidationIssue)
 
 
 def documented_error(description: str, detail: Any, **extra: Any) -> dict[str, Any]:
-    """A `responses` entry whose body is the one error shape (referenced rather than built at
-    import), with this status's own example `{"detail": detail}`."""
+    """A `responses` entry: the one error shape, by reference, with the example `{"detail": detail}`."""
     schema = {"$ref": f"#/components/schemas/{Error.__name__}"}
     content = {"application/json": {"schema": schema, "example": {"detail": detail}}}
     return {"description": description, "content": content, **extra}
@@ -118,11 +116,8 @@ async def _dynamodb_answered(request: Request, exc: Exception) -> JSONResponse:
 
 
 def encodable(value: Any) -> Any:
-    """`value` with every string made encodable as UTF-8: a lone surrogate becomes its escape text.
-
-    JSON text cannot carry a lone UTF-16 surrogate (``"\\ud800"`` decodes to one),
-    so an error that echoes one would fail to encode and turn a 422 into a 500.
-    """
+    """`value` with every string made encodable as UTF-8: a lone surrogate becomes its escape text."""
+    # JSON's "\ud800" is a lone surrogate, which UTF-8 cannot encode: echoed, it would turn a 422 into a 500.
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):

@@ -1,15 +1,4 @@
-"""Idempotency-Key on the write routes, after routing: claimed by a dependency, recorded by the route class.
-
-The `idempotency_key` dependency (declared by each write route) takes the key for
-the authenticated owner, method and path; a completed key replays its response, a
-key used with another body is a 422 in FastAPI's own shape, a key still running is
-a 409 with Retry-After. IdempotentRoute records the answer of a request that holds
-the key (the route's response, or the one the app's exception handlers give), or
-gives the key back when the answer says "retry" or refuses the request as sent (422).
-It wraps the route's handler, not its ASGI app: FastAPI builds an included route's
-app from `get_route_handler` alone. The records and their state
-machine are app.store.idempotency.
-"""
+"""Idempotency-Key on write routes, after routing: claimed by a dependency, recorded by the route class."""
 
 import hashlib
 import re
@@ -137,19 +126,14 @@ IdempotencyKey = Depends(idempotency_key)
 
 
 def _kept(response: Response) -> bool:
-    """Whether an answer is the key's for good: not one a retry may change (5xx, 409, 429, anything
-    with Retry-After, a 403: a full items quota has room once items are deleted), nor a 422 (the
-    request was refused as sent; sent again corrected, it runs)."""
+    """Whether an answer is the key's for good: not one a retry may change, nor a 422 (refused as sent)."""
     status = response.status_code
+    # 403 too: a full items quota has room once items are deleted.
     return status < 500 and status not in {403, 409, 422, 429} and "retry-after" not in response.headers
 
 
 def _record_quietly(request: Request, claim: _Claim, response: Response | None) -> None:
-    """Store the answer as the key's, or give the key back (no answer, or not one to keep).
-
-    The answer happened: it is sent whatever becomes of its record. A record left
-    IN_PROGRESS lapses with its lock; a repeat after that runs again.
-    """
+    """Store the answer as the key's, or give the key back (no answer, or not one to keep)."""
     try:
         if response is not None and _kept(response):
             stored = records.StoredResponse(
@@ -161,7 +145,7 @@ def _record_quietly(request: Request, claim: _Claim, response: Response | None) 
             except records.ResponseTooLarge:
                 pass  # not stored: give the key back rather than replay something else later
         claim.store.release(claim.record_key, claim.token)
-    except Exception:
+    except Exception:  # the answer is sent anyway; a record left IN_PROGRESS lapses with its lock
         get_logger().warning(
             "Could not record or release an Idempotency-Key",
             exc_info=True,
@@ -178,6 +162,7 @@ def _answer_to(request: Request, error: Exception) -> Callable[..., Any] | None:
 class IdempotentRoute(ExactJSONRoute):
     """An ExactJSONRoute that records the answer of a request holding an Idempotency-Key."""
 
+    # The handler, not the ASGI app: FastAPI builds an included route's app from get_route_handler alone.
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

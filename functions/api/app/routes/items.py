@@ -135,11 +135,8 @@ def _continue_after(signer: CursorSigner, cursor: str | None, owner: str, q: str
 
 
 def _item_response(item: ItemPublic, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
-    """The item as the route's `response_model` describes it, with its ETag.
-
-    Serialised by pydantic straight from the model: returning a Response skips
-    FastAPI validating again an item built from our own row.
-    """
+    """The item as the route's `response_model` describes it, with its ETag."""
+    # A Response, serialised by pydantic: returning the model would make FastAPI validate our own row again.
     return Response(
         item.model_dump_json(),
         status_code=status_code,

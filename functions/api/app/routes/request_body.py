@@ -1,6 +1,4 @@
-"""What the item routes read of a request before FastAPI does: the body up to its limit (413 beyond
-it), of a media type the route accepts (415 otherwise), parsed as exact JSON (numbers with a fraction
-become Decimal, never float, and no key twice in an object); and the query string as UTF-8 text."""
+"""What the item routes read before FastAPI does: the body (413, 415, exact JSON) and the query text."""
 
 import json
 import math
@@ -59,12 +57,7 @@ def _describe(error: Exception) -> str:
 
 
 def parse_exact_json(body: bytes) -> Any:
-    """The JSON body with every number kept as written: int, or Decimal for a fraction.
-
-    NaN/Infinity, anything but UTF-8 (UTF-16 and UTF-32 included), a byte order mark,
-    overlong numbers, deep nesting and a key twice in one object are malformed JSON to the
-    client (json.JSONDecodeError, which FastAPI answers with a 422).
-    """
+    """The JSON body, numbers kept as written (int, or Decimal for a fraction), or JSONDecodeError (422)."""
     try:
         # Decoded here, strictly: json.loads would guess UTF-16 or UTF-32 from the bytes.
         text = body.decode("utf-8")
@@ -142,11 +135,8 @@ def media_type_problem(content_type: str | None, accepted: tuple[str, ...]) -> s
 
 
 def check_query_text(query_string: bytes) -> None:
-    """Every query parameter valid UTF-8, else 422 naming it.
-
-    Starlette would decode bad bytes to U+FFFD and the request would run on text
-    the client never sent; a body or path with the same bytes is refused too.
-    """
+    """Every query parameter valid UTF-8, else 422 naming it."""
+    # Starlette would decode bad bytes to U+FFFD: the request would run on text the client never sent.
     errors = []
     for pair in query_string.split(b"&"):
         raw_name, _, raw_value = pair.partition(b"=")
@@ -163,9 +153,7 @@ def check_query_text(query_string: bytes) -> None:
 
 
 class ExactJSONRoute(APIRoute):
-    """The item routes' class: the caller is authenticated first; then any body is read within the
-    limit (413 beyond, on every method), the query text is checked, and a body the route takes must
-    be of an accepted media type and is parsed as exact JSON."""
+    """The item routes' class: authenticates, reads the body within its limit, checks query and media type."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -1,15 +1,4 @@
-"""Pagination cursors: opaque, HMAC-signed, bound to the owner and the query.
-
-A cursor is base64url(version byte, the id to continue after, 16-byte MAC).
-The MAC covers the id together with the owner, ``q`` and ``tag``, so a cursor
-edited, truncated, issued to another owner or for other filters fails to
-verify. It carries no DynamoDB key: the listing rebuilds the key condition from
-the authenticated owner and the id.
-
-The key: deployed, the stack's Secrets Manager secret, read once per container
-(app.dependencies). Changing it is a deploy; cursors signed with the old key are
-then a 422 like any other cursor this API did not issue for the listing.
-"""
+"""Pagination cursors: opaque, HMAC-signed, bound to the owner and the query."""
 
 import base64
 import binascii
@@ -20,6 +9,7 @@ import struct
 
 MAX_CURSOR_LENGTH = 64
 _VERSION = 1
+# A version byte and the id to continue after; never a DynamoDB key: the listing builds that from the owner.
 _HEADER = struct.Struct(">BQ")
 _MAC_BYTES = 16
 

@@ -1,8 +1,4 @@
-"""What the store raises, and how a failed condition is read from a botocore error.
-
-Every other DynamoDB error is answered as items_core.dynamodb_errors says (503, 409, 507),
-by app.routes.errors.
-"""
+"""What the store raises, and how a failed condition is read from a botocore error."""
 
 from typing import Any
 
@@ -54,14 +50,11 @@ def cancelled_rows(error: ClientError) -> list[dict[str, Any] | None]:
 
 
 def condition_failure_row(error: ClientError) -> dict[str, Any] | None:
-    """The current row returned with a failed condition (empty if absent), or None for other errors.
-
-    For a transaction, the row is that of its first action (the item's own row, by
-    convention of app/store/items.py), when that action's condition failed.
-    """
+    """The current row returned with a failed condition (empty if absent), or None for other errors."""
     code = error_code(error)
     if code == "ConditionalCheckFailedException":
         item: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
         return item
     rows = cancelled_rows(error)
+    # A transaction's first action is the item's own row (ItemStore._transact).
     return rows[0] if rows else None

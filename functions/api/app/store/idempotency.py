@@ -1,36 +1,4 @@
-"""Idempotency records (IETF httpapi idempotency-key draft): the key, its claim, its stored response.
-
-A small state machine on conditional writes to the idempotency table
-(template.yaml's IdempotencyTable: key ``pk`` only, TTL on ``expires_at``, no
-stream, and a role statement allowing PutItem, UpdateItem and DeleteItem on it
-alone); docs/design.md says why it is not Powertools' idempotency utility.
-
-    (no record) --claim--> IN_PROGRESS --complete--> COMPLETED --24 h--> expired
-                                |  5xx, 409, 422, 429, crash: released (deleted), or its lock
-                                |  lapses after the function's remaining time
-                                v
-                     a later claim may take it over
-
-- The record key hashes (owner, method, path, key): another owner or route
-  never sees it. ``expires_at`` is the TTL attribute; because TTL deletion is
-  lazy, reads also compare it with the clock.
-- The fingerprint covers the body and If-Match, so "the same request" means
-  the same bytes under the same precondition.
-- Each claim carries a token: a claim whose reply was lost and retried by
-  botocore finds its own token and proceeds (no false 409).
-- The stored response is its status, its headers as JSON and its body as
-  sent: a string attribute when it is UTF-8 (every response of this API), raw
-  bytes otherwise. A record is capped at MAX_RECORD_BYTES; a larger response
-  is sent but not stored, and the key is given back (a repeat runs again).
-- Records the release before the idempotency table (e21d48b) kept in the items
-  table (``IDEMPOTENCY#<hash>``, the response as one JSON attribute) are still
-  honoured while the items table's layout row says they may exist (24 hours
-  after the upgrade, items_core/layout.py): a retry across the deploy replays.
-- Responses are stored before they are sent. If storing fails, the real
-  response is still sent (it did happen) and the record stays IN_PROGRESS
-  until its lock lapses; a repeat after that runs again (the one case where a
-  POST could create twice, only after DynamoDB failed three attempts).
-"""
+"""Idempotency records (IETF httpapi idempotency-key draft): the key, its claim, its stored response."""
 
 import base64
 import hashlib
@@ -163,6 +131,7 @@ class IdempotencyStore:
                 "expires_at": {"N": str(int(current + RECORD_TTL_SECONDS))},
             },
             "ConditionExpression": (
+                # TTL deletion is lazy: an expired record may still be there.
                 "attribute_not_exists(pk) OR expires_at < :now"
                 " OR (#status = :in_progress AND locked_until < :now AND fingerprint = :fingerprint)"
                 # A 422 is not kept (the request did not run); the release before this one kept it.

@@ -1,38 +1,4 @@
-"""DynamoDB storage of items: keys, attribute mapping and every call the API makes.
-
-The table's layout (partitions, keys, what a tag copy holds) is described
-once, in items_core/rows.py. What the store adds: an unfiltered listing is a
-Query over ``sk > cursor`` on ``OWNER#<owner>``, where nothing but live items
-lies, so a page holds ``limit`` items unless it is the last; a ``tag`` listing
-is one strongly consistent Query on the tag's partition; ``q`` matches
-``name_folded`` (``name.casefold()``) with ``contains`` in a filter expression.
-Writes to a tagged item cost a transaction over 1 + (its tags) rows.
-
-Writes are safe to retry. botocore resends a write whose reply was lost, so
-DynamoDB may see it twice. Every write therefore stores a fresh per-request
-``write_token`` and refuses to run again where that token already stands; when
-the condition fails, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` returns
-the current row at no extra cost, and our own token in it means "this write
-was applied": the retry reports success instead of a false 404/412, a second
-version bump, a duplicate item or a skipped id. A retried delete finds the
-item gone and its own token on the tombstone. (Transactions also carry
-botocore's ``ClientRequestToken``, with which DynamoDB itself answers a retry
-within 10 minutes as a success.)
-
-Each owner's counter row also counts its live items (``live_items``): a create adds
-one in the same ``UpdateItem`` that gives out its id, conditioned on the count
-being below the owner's quota once the upgrade has counted every owner
-(``Layout.counts_complete``), so a create beyond the quota writes nothing; a
-delete takes one off after its transaction. A create that fails after its id
-was given out, or a delete whose count update fails, leaves the count one too
-high (the quota errs on the strict side) until the next deploy's pass recounts.
-
-A write whose body sets tags reads the item, then writes it with its copies
-in one transaction. Other writes first assume the item carries no tags (one
-plain write, the common case). When the failed condition's row shows tags, the write becomes
-one transaction conditioned on the version that row showed; if another write
-got in between, nothing is written and the client gets 409 (retry).
-"""
+"""DynamoDB storage of items: keys, attribute mapping and every call the API makes."""
 
 import time
 import uuid
@@ -91,6 +57,8 @@ MAX_QUERIES_PER_PAGE = 2
 _LIVE_AND_NOT_MINE = (
     "attribute_exists(#name) AND (attribute_not_exists(write_token) OR write_token <> :token)"
 )
+# Writes that set no tags first assume the item has none (one plain call); a tagged item fails this and
+# is written with its copies in one transaction, conditioned on the version its row showed.
 _UNTAGGED = " AND size(tags) = :zero"
 
 AnyVersion = Literal["*"]
@@ -115,6 +83,8 @@ def _item_key(owner: str, item_id: int) -> dict[str, "AttributeValueTypeDef"]:
     return _key(owner, item_id)
 
 
+# botocore resends a write whose reply was lost: each write stores a fresh write_token, and our token in
+# the row a failed condition returns (ALL_OLD) means it was applied, not a 404/412 or a second write.
 def _written_by(row: dict[str, Any], token: str) -> bool:
     return bool(row.get("write_token", {}).get("S") == token)
 
@@ -308,12 +278,7 @@ class ItemStore:
         if_match: list[int] | AnyVersion | None = None,
         on_rows: "Callable[[int], None] | None" = None,
     ) -> ItemPublic:
-        """Set the given client fields (a full replace passes all of them), version + 1.
-
-        ``if_match``: the versions the client accepts (from If-Match), ``"*"`` or None.
-        ``on_rows``: told how many rows a write to a tagged item will write, before it writes
-        them (the per-owner write units); what it raises stops the write.
-        """
+        """Set the given client fields (a full replace passes all of them), version + 1."""
         if not fields:
             unchanged = self.get(owner, item_id)
             if isinstance(if_match, list) and unchanged.version not in if_match:
@@ -401,7 +366,7 @@ class ItemStore:
             *self._tag_removals(owner, item_id, [tag for tag in tags_of(current) if tag not in kept]),
         ]
         if on_rows is not None:
-            on_rows(len(actions))
+            on_rows(len(actions))  # the owner's write units: what it raises stops the write
         try:
             self._transact(actions)
         except ClientError as error:
@@ -422,8 +387,7 @@ class ItemStore:
         if_match: list[int] | AnyVersion | None = None,
         on_rows: "Callable[[int], None] | None" = None,
     ) -> None:
-        """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed);
-        ``on_rows`` as for update, before a tagged item's rows are written."""
+        """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed)."""
         token = uuid.uuid4().hex
         values: dict[str, AttributeValueTypeDef] = {":zero": {"N": "0"}}
         condition = "attribute_exists(#name)" + _version_condition(if_match, values) + _UNTAGGED
@@ -497,13 +461,7 @@ class ItemStore:
             raise
 
     def list_items(self, owner: str, *, after: int, limit: int, q: str = "", tag: str = "") -> StoredPage:
-        """Items with id > after, in id order, matching the optional filters.
-
-        Unfiltered and `tag` pages read one partition that holds only live
-        matching items: one Query of `limit + 1` rows (two when the rows pass
-        DynamoDB's 1 MB per Query). `q` is a filter over that partition, within
-        a read budget; a cursor is handed out only while ids beyond it may exist.
-        """
+        """Items with id > after, in id order, matching the optional filters."""
         # Until the upgrade's backfill has written every item's tag copies, a `tag` listing
         # filters the owner's items as the release before did (items_core/layout.py).
         from_copies = bool(tag) and self._layout.current().copies_complete
