@@ -4,7 +4,7 @@ import gc
 
 # A cold start allocates hundreds of thousands of long-lived objects (modules,
 # classes, validators); running the cycle collector over them while they are
-# being created is wasted work (about 7% of the import). It resumes below, with
+# being created is wasted work (docs/performance.md measures it). It resumes below, with
 # everything built so far frozen out of later collections.
 gc.disable()
 

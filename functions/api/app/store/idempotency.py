@@ -233,7 +233,7 @@ class IdempotencyStore:
                 raise
 
     def release(self, record_key: dict[str, Any], token: str) -> None:
-        """Give the key up (the answer says "retry": a 5xx, 409 or 429): a repeat runs again."""
+        """Give the key up (no answer, or one not kept for it): a repeat runs again."""
         try:
             self._client.delete_item(
                 TableName=self._table,
