@@ -197,8 +197,8 @@ identities: $(SAM_STAMP) ## an environment's deploy identities (administrator, o
 	@case "$(ENV)" in dev|pr|staging|prod) ;; *) echo "usage: make identities ENV=dev|pr|staging|prod [REPO=owner/name] (got ENV=$(ENV))"; exit 2;; esac
 	$(SAM) deploy --template-file identities/template.json --stack-name items-api-identities-$(ENV) \
 		--capabilities CAPABILITY_NAMED_IAM --no-resolve-s3 --no-confirm-changeset --no-fail-on-empty-changeset \
-		--tags project=items-api environment=$(ENV) --parameter-overrides Environment=$(ENV) GitHubRepository=$(REPO) \
-		GitHubOidcProviderArn=$(OIDC_PROVIDER_ARN) OwnsApiGatewayLogging=$(or $(OWNS_API_GATEWAY_LOGGING),false)
+		--tags project=items-api environment=$(ENV) --parameter-overrides Environment=$(ENV) $(if $(REPO),GitHubRepository=$(REPO)) \
+		$(if $(OIDC_PROVIDER_ARN),GitHubOidcProviderArn=$(OIDC_PROVIDER_ARN)) OwnsApiGatewayLogging=$(or $(OWNS_API_GATEWAY_LOGGING),false)
 	$(SAM) list stack-outputs --stack-name items-api-identities-$(ENV)
 
 validate: $(SAM_STAMP) ## sam validate --lint
