@@ -1,12 +1,10 @@
-"""After `sam build`: the artifacts hold python3.13 bytecode that zip timestamps cannot invalidate,
-nothing Lambda never reads, and no development-only code. Exits non-zero, naming each problem.
+"""Checks `sam build`'s artifacts: unchecked-hash python3.13 bytecode, only what Lambda reads, no dev code.
 
-`python -m devtools.check_build <python3.13 magic>` checks every artifact (make build);
-`python -m devtools.check_build --dev-only <folder>` checks one function's artifact and is run by
-the API function's own build (functions/api/Makefile), so `sam build` itself fails on it.
-Standard library only: the function build runs it with the runtime's bare python3.13.
+python -m devtools.check_build <python3.13 magic>   # every artifact (make build)
+python -m devtools.check_build --dev-only <folder>  # one function's artifact (run by functions/api/Makefile)
 """
 
+# Standard library only: the function build runs this with the runtime's bare python3.13.
 import ast
 import importlib.util
 import sys
@@ -31,7 +29,8 @@ PACKAGES = {
     "NotifierFunction": "realtime",
     "UpgradeFunction": "upgrade",
 }
-UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
+# Bytecode that zip timestamps cannot invalidate (PEP 552 flags: hash-based, source not checked).
+UNCHECKED_HASH = 0b01
 # What only `make run` needs: local dev tokens, /ws and its stream follower, the
 # embedded DynamoDB. None of it may reach a deployed function, by path or by import.
 DEV_ONLY_PACKAGES = frozenset({"devtools", "tests", "moto", "uvicorn", "jwt"})

@@ -1,23 +1,6 @@
 """The deploy identities, derived from the template: identities/template.json.
 
-One identities stack per environment (dev, pr, staging, prod) and account holds:
-- the permissions boundary every role of that environment's stacks carries (template.yaml,
-  PermissionsBoundaryPolicy): the union of what the template's roles are granted, the
-  DynamoDB part limited to the environment's own tables;
-- the CloudFormation service role (`sam deploy --role-arn`): the actions the registry says each
-  resource type's create, update and delete handlers call ("handlers" in each type's schema,
-  which cfn-lint ships), for every type of the transformed template, plus what no schema lists;
-  the IAM ones only on the environment's roles, creating or changing a role only with the
-  boundary, attaching only the AWS managed policies the template names, passing roles only to
-  Lambda and API Gateway;
-- the pipeline's GitHub OIDC role: assumable only by a job of the environment's GitHub
-  environment (an exact `sub`), driving only the environment's stacks through its service role,
-  and its artifact bucket.
-
-    PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity .local/transformed-template.json
-
-tests/test_deploy_identity.py recomputes the file from template.yaml, fails when the template
-gains anything the service role cannot do, and runs parliament and cloudsplaining on every policy.
+PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity .local/transformed-template.json
 """
 
 import json
@@ -220,11 +203,7 @@ def _resource_formats(action: str) -> set[str]:
 
 
 def scoped_handler_statements(transformed: dict[str, Any]) -> list[dict[str, Any]]:
-    """The handler actions, each on the environment's resources where IAM and the names allow it.
-
-    An action is scoped only when every resource type it can act on is named after the stack
-    (SCOPES); any other (API Gateway's ids, KMS keys, event source mappings, listing calls)
-    stays on "*" (docs/deploy.md says which, and why that is acceptable)."""
+    """The handler actions, each on the environment's resources where IAM and the names allow it."""
     by_resources: dict[tuple[str, ...], list[str]] = {}
     arns: tuple[str, ...]
     for action in handler_actions(transformed):
@@ -232,7 +211,7 @@ def scoped_handler_statements(transformed: dict[str, Any]) -> list[dict[str, Any
         formats = _resource_formats(f"{service}:{action.split(':', 1)[1]}")
         if service == "s3":  # the code CloudFormation hands to Lambda: the artifact bucket only
             arns = ("${ArtifactBucket.Arn}", "${ArtifactBucket.Arn}/*")
-        elif formats and formats <= set(SCOPES):
+        elif formats and formats <= set(SCOPES):  # every resource type it acts on is named after the stack
             arns = tuple(
                 sorted(
                     {
@@ -307,9 +286,7 @@ def boundary_actions(transformed: dict[str, Any]) -> set[str]:
 
 
 def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
-    """The boundary: what the template's roles use, each on the environment's own resources where
-    a name or tag tells them apart; account-wide logging only for the owner of API Gateway's
-    account logging role (it writes every stack's access logs)."""
+    """The boundary: what the roles use, on the environment's resources where a name or tag tells apart."""
     granted = boundary_actions(transformed)
     regional = f"{ARN}:SERVICE:${{AWS::Region}}:${{AWS::AccountId}}:"
     table = regional.replace("SERVICE", "dynamodb") + "table/${Prefix}*"
@@ -355,6 +332,7 @@ def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
             "Action": _unique(granted - named),
             "Resource": "*",
         },
+        # API Gateway's account logging role writes every stack's access logs.
         {
             "Fn::If": [
                 "OwnsAccountLogging",

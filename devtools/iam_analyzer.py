@@ -1,15 +1,6 @@
 """Every IAM policy in the repository through parliament and cloudsplaining, with reasoned exceptions.
 
-The policies: each environment's identities (identities/template.json: the boundary, the
-CloudFormation service role, the GitHub role, their trust, the bucket's policy) and template.yaml
-as CloudFormation receives it (.local/transformed-template.json, written by `make lint-infra`):
-its roles' policies and trust, its key and topic policies. Intrinsics are
-resolved with example values (an account, a Region, the environment). parliament checks that
-each statement is well formed (actions, ARNs, condition types); cloudsplaining lists what a
-policy allows without resource constraints that could escalate privileges, expose resources,
-exfiltrate data or modify infrastructure. A finding not in EXCEPTIONS fails `make lint-infra`:
-
-    PYTHONPATH=. .venv/bin/python -m devtools.iam_analyzer
+PYTHONPATH=. .venv/bin/python -m devtools.iam_analyzer   # make lint-infra: exit 1 on an unexplained finding
 """
 
 import json
@@ -23,7 +14,7 @@ from devtools.deploy_identity import ENVIRONMENTS
 from devtools.template import REPO_ROOT
 
 IDENTITIES = REPO_ROOT / "identities" / "template.json"
-TRANSFORMED = REPO_ROOT / ".local" / "transformed-template.json"
+TRANSFORMED = REPO_ROOT / ".local" / "transformed-template.json"  # written by make lint-infra
 EXAMPLE = {
     "AWS::Partition": "aws",
     "AWS::Region": "eu-west-1",
@@ -216,10 +207,9 @@ def template_policies(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[s
 
 
 def resource_policies(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The policies that name a principal: the template's key and topic policies, the artifact
-    bucket's; named <where>/<resource>/<kind>. (Trust policies have no Resource by IAM's grammar,
-    which parliament reads as malformed: tests/test_deploy_identity.py and rule E9009 check them.)"""
+    """The policies that name a principal (key, topic, artifact bucket), as <where>/<resource>/<kind>."""
     names = _example_names(transformed)
+    # Not trust policies: IAM's grammar gives them no Resource, which parliament reads as malformed.
     for name, resource in transformed["Resources"].items():
         properties = resource.get("Properties", {})
         for kind in ("KeyPolicy", "PolicyDocument"):
@@ -236,8 +226,7 @@ def resource_policies(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[s
 
 
 def findings(policy: dict[str, Any]) -> set[str]:
-    """What parliament and cloudsplaining report on one policy, as tool:finding (a policy naming a
-    principal is a resource policy: parliament only; cloudsplaining reads identity policies)."""
+    """What parliament and cloudsplaining report on one policy, as tool:finding."""
     from cloudsplaining.scan.policy_document import PolicyDocument
 
     # At import parliament leaves its config file open and pkg_resources warns it is deprecated.
@@ -251,7 +240,7 @@ def findings(policy: dict[str, Any]) -> set[str]:
         for f in analyze_policy_string(json.dumps(policy), include_community_auditors=True).findings
     }
     if any("Principal" in statement for statement in policy["Statement"]):
-        return found
+        return found  # a resource policy: cloudsplaining reads identity policies only
     document = PolicyDocument(policy)
     for finding, actions in (
         ("PrivilegeEscalation", document.allows_privilege_escalation),

@@ -1,15 +1,4 @@
-"""Realtime item changes on the local server (`make run`): FastAPI's WebSocket route at /ws.
-
-The local server follows the change stream of DynamoDB Local (which implements
-DynamoDB Streams) and pushes each change to the sockets of its
-owner, with the messages items_core.messages builds for the deployed
-WebSocket API too. Deployed, API Gateway's WebSocket API serves realtime
-(functions/realtime), and none of this module is in the deployed artifact:
-devtools.local_app mounts it on the app for `make run` only.
-
-Switched on by LOCAL_REALTIME=true (`make run` sets it); authentication is the
-local dev tokens, as `?token=` or an Authorization header.
-"""
+"""Realtime item changes on the local server (`make run`): FastAPI's WebSocket route at /ws."""
 
 import asyncio
 import contextlib
@@ -55,8 +44,7 @@ class Hub:
         self._queues: dict[str, set[asyncio.Queue[str | None]]] = defaultdict(set)
 
     def subscribe(self, owner: str) -> "asyncio.Queue[str | None] | None":
-        """A queue that receives every message for this owner (None: too far behind, close);
-        None when the owner already has MAX_CONNECTIONS_PER_OWNER open, as deployed."""
+        """A queue of the owner's messages (a None: too far behind), or None at MAX_CONNECTIONS_PER_OWNER."""
         if len(self._queues.get(owner, ())) >= MAX_CONNECTIONS_PER_OWNER:
             return None
         queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_PENDING_MESSAGES)
@@ -167,9 +155,9 @@ class StreamFollower:
 
 
 def _stamped(record: dict[str, Any], read_at: datetime) -> dict[str, Any]:
-    """The record with its change time to the second: DynamoDB Local rounds ApproximateCreationDateTime
-    down to the minute (AWS gives seconds), so a deletion would seem older than the update before it;
-    the follower reads every 0.2 s, so its read time is the change's, to the second."""
+    """The record with its change time to the second, taken from when the follower read it."""
+    # DynamoDB Local rounds ApproximateCreationDateTime down to the minute (AWS gives seconds): a deletion
+    # would seem older than the update before it. Read every POLL_SECONDS, the read time is the change's.
     stamp = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
     if not isinstance(stamp, datetime) or stamp.second or stamp.microsecond:
         return record

@@ -1,8 +1,4 @@
-"""The app as `make run` serves it: the Lambda app's factory, plus local token checks and /ws.
-
-None of this is deployed (devtools/check_build.py fails a build that carries
-it): deployed, API Gateway verifies tokens and serves realtime.
-"""
+"""The app as `make run` serves it: the Lambda app's factory, plus local token checks and /ws."""
 
 import os
 

@@ -1,9 +1,4 @@
-"""Local dev tokens: HS256 bearer tokens signed with this checkout's key, for `make run`.
-
-Deployed, API Gateway's JWT authorizer verifies tokens and this module is not
-in the artifact. Locally there is no API Gateway, so devtools.local_app (and,
-under `sam local`, the function itself: app.sam_local) checks these tokens.
-"""
+"""Local dev tokens: HS256 bearer tokens signed with this checkout's key, for `make run` and `sam local`."""
 
 import time
 from typing import Any

@@ -1,9 +1,4 @@
-"""The local server's console: the app's request lines, warnings and errors, and never a token.
-
-uvicorn's access log prints each request line as the client sent it, so
-``/ws?token=<JWT>`` would show a live token: it is redacted here, whatever the
-encoding of the parameter's name (``?%74oken=`` is ``token`` to the server too).
-"""
+"""The local server's console: the app's request lines, warnings and errors, and never a token."""
 
 import copy
 import logging
@@ -15,6 +10,7 @@ from urllib.parse import unquote_plus
 # task, read by ExpectedRefusals in the same task once the app has returned).
 from app.observability import REFUSED_HANDSHAKE
 
+# uvicorn's access log prints the request line as sent: `/ws?token=<JWT>` would show a live token.
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[\w.~+/%-]+=*")
 # A JWT wherever it stands (after `%3D`, `;`, in a path), its characters bare or percent-encoded:
@@ -61,16 +57,12 @@ class RedactTokens(logging.Filter):
         return True
 
 
+# uvicorn logs this ERROR for a handshake the app refused with an HTTP answer, as if never completed.
 _UNCOMPLETED_HANDSHAKE = "ASGI callable returned without completing handshake."
 
 
 class ExpectedRefusals(logging.Filter):
-    """A refused handshake is an expected answer, not an error: INFO, with the reason.
-
-    uvicorn's WebSocket protocol logs an ERROR for every handshake the app answers with an HTTP
-    refusal (it counts a denial response as a handshake never completed); a handshake the app
-    really left unanswered keeps its ERROR.
-    """
+    """A refused handshake is an expected answer, not an error: INFO, with the reason."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         reason = REFUSED_HANDSHAKE.get()

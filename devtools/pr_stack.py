@@ -1,29 +1,8 @@
 """Pull-request stacks (items-api-pr-<number>): the alarm-delivery probe, and a cleanup that leaves nothing.
 
-Used by the pipeline (.github/workflows/ci-cd.yml, job pr-stack) with the pipeline role's
-credentials:
-
-    python -m devtools.pr_stack alarm-probe items-api-pr-42   # does an alarm reach a subscriber?
-    python -m devtools.pr_stack cleanup items-api-pr-42       # delete the stack and what it retains
-    python -m devtools.pr_stack sweep --older-than-hours 24   # what cancelled or failed runs left
-
-The probe subscribes a temporary SQS queue to the stack's alarm topic, sets one of the stack's
-alarms to ALARM (`SetAlarmState`), and waits for CloudWatch's notification to arrive through
-SNS (encrypted with the stack's key) in the queue; then it puts the alarm back and removes the
-queue (its subscription goes with the stack's topic). The cleanup deletes the stack, then the
-resources the template retains on deletion (`DeletionPolicy: Retain`: the items table, whose
-deletion protection is off in pull-request stacks through `EphemeralStack=true`). It refuses
-any stack not named items-api-pr-<number>.
-
-A cancelled run can leave the stack in the middle of an operation, when CloudFormation refuses
-DeleteStack: the cleanup cancels an update in progress, waits (up to a deadline) for a state the
-stack can be deleted in, and deletes it again after a DELETE_FAILED, retaining the failed
-resources it can delete itself. Once the stack is gone it also deletes what is still named after
-it (`<stack>-...`, `/aws/lambda/<stack>-...`, `/aws/vendedlogs/apigateway/<stack>/...`): a table
-or role replaced under UpdateReplacePolicy: Retain, a log group a last invocation recreated, the
-probe's queue. The sweep does the same for every pull-request stack last changed before the
-threshold, and for what is named after a pull-request stack that no longer exists; it exits
-non-zero if anything could not be removed.
+python -m devtools.pr_stack alarm-probe items-api-pr-42   # does an alarm reach a subscriber?
+python -m devtools.pr_stack cleanup items-api-pr-42       # delete the stack and what it retains
+python -m devtools.pr_stack sweep --older-than-hours 24   # what cancelled or failed runs left
 """
 
 import argparse
@@ -265,6 +244,8 @@ def cleanup(
         retained += [
             (f["ResourceType"], f["PhysicalResourceId"]) for f in failed if f.get("PhysicalResourceId")
         ]
+    # Named after the stack but not in it: a table or role replaced under UpdateReplacePolicy: Retain,
+    # a log group a last invocation recreated, the probe's queue.
     named = [
         (kind, physical_id)
         for owner, kind, physical_id, _ in named_after_pr_stacks(session)

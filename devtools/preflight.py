@@ -1,12 +1,6 @@
 """The pre-deploy gate's own checks: AWS's rules on the transformed template, samconfig's values.
 
-Runs in the SAM CLI's virtual environment (.venv-sam), which carries the SAM translator
-and cfn-lint (the translator pins a pydantic the app's environment cannot share).
-``python -m devtools.preflight`` (run by ``make preflight``) transforms template.yaml as SAM
-would, runs cfn-lint with the custom rules in ``devtools/cfn_rules`` on the result, and checks
-every samconfig environment's ``parameter_overrides`` against the template's constraints. It
-prints one line per finding, naming its rule, and exits 1 if there is any.
-tests/test_preflight.py calls the same functions on deliberately broken copies.
+python -m devtools.preflight   # make preflight: one line per finding, exit 1 on any but a warning
 """
 
 import json
@@ -43,6 +37,7 @@ class _NoManagedPolicies:
 
 def transform(template: dict[str, Any]) -> dict[str, Any]:
     """The template as CloudFormation receives it after `sam package` and the SAM transform."""
+    # From the SAM CLI's environment (.venv-sam): the translator pins a pydantic the app's cannot share.
     from samtranslator.translator.transform import transform as sam_transform  # type: ignore[import-not-found]
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # only names ARNs; nothing is called
@@ -97,12 +92,9 @@ def _overrides(environment: dict[str, Any]) -> dict[str, str]:
 
 
 def parameter_problems(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
-    """Each environment's parameter_overrides against AllowedValues/Pattern/length/number bounds.
-
-    A parameter without a Default must be set in every environment or named in the template's
-    Metadata Preflight.GuidedParameters (asked by `sam deploy --guided`, then kept by CloudFormation).
-    """
+    """Each environment's parameter_overrides against AllowedValues/Pattern/length/number bounds."""
     parameters = template.get("Parameters", {})
+    # A parameter without a Default may be left to `sam deploy --guided`; CloudFormation then keeps it.
     guided = set(template.get("Metadata", {}).get("Preflight", {}).get("GuidedParameters", []))
     problems = []
     for environment, config in sorted(samconfig.items()):
@@ -195,8 +187,7 @@ def template_rule_problems(template: dict[str, Any], samconfig: dict[str, Any]) 
 
 
 def concurrency_warnings(template: dict[str, Any], samconfig: dict[str, Any]) -> list[Finding]:
-    """Each environment whose reserved concurrency, all functions together, cannot fit an account at
-    Lambda's default quota: the deploy fails there ("would leave less than 100 unreserved")."""
+    """Each environment whose functions together reserve more than an account at the default quota can."""
     names = [name for name in template.get("Parameters", {}) if name.endswith("ReservedConcurrency")]
     room = DEFAULT_ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
     warnings = []

@@ -1,14 +1,4 @@
-"""`make rollback FUNCTION=… VERSION=…`: move the API's `live` alias back, unless that crosses a layout.
-
-Each published version of the API function carries the storage layout it writes
-(its STORAGE_LAYOUT variable; versions from before it write layout 1). Within one
-layout an alias move is instant and safe in both directions. Across a layout
-change it is refused: the older code would write rows the newer layout's reads
-trust, and nothing would bring them in line when the alias moves forward again.
-Redeploy the previous commit instead; the stack's LayoutUpgrade custom resource
-then restarts the backfill on the way back and on the way forward
-(docs/deploy.md, Upgrading and rolling back).
-"""
+"""`make rollback FUNCTION=… VERSION=…`: move the API's `live` alias back, unless that crosses a layout."""
 
 import argparse
 import sys
@@ -22,6 +12,7 @@ ALIAS = "live"
 def layout_of(client: Any, function: str, version: str) -> str:
     """The storage layout a published version writes."""
     configuration = client.get_function_configuration(FunctionName=function, Qualifier=version)
+    # Versions published before the STORAGE_LAYOUT variable existed write layout 1.
     return str(configuration.get("Environment", {}).get("Variables", {}).get("STORAGE_LAYOUT", "1"))
 
 

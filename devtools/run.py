@@ -1,10 +1,4 @@
-"""`make run`: AWS's DynamoDB Local and the API with autoreload, both on 127.0.0.1.
-
-The data stays in .local/dynamodb/ across restarts (``--fresh`` starts empty);
-the tables are created, or brought in line, from template.yaml at each start.
-Ctrl-C stops both. ``--dynamodb-only`` serves just DynamoDB (`make dynamodb`,
-for `sam local`).
-"""
+"""`make run`: AWS's DynamoDB Local and the API with autoreload, both on 127.0.0.1."""
 
 import argparse
 import fcntl
@@ -161,11 +155,10 @@ def _check_port_free(port: int, variable: str) -> None:
 
 
 def _hold(data_dir: Path, *, fresh: bool) -> IO[str]:
-    """Hold the data folder for this process (two DynamoDB Locals on one folder would corrupt it);
-    with `fresh`, empty it first."""
+    """Lock the data folder for this process, emptied first with `fresh`; the open lock file."""
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = (data_dir / ".lock").open("w")
-    try:
+    try:  # two DynamoDB Locals on one folder would corrupt it
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         lock.close()

@@ -1,11 +1,9 @@
-"""Print template.yaml as CloudFormation after the SAM transform (checkov, cfn-lint), without AWS access.
-
-Runs in the SAM CLI's virtual environment, which carries aws-sam-translator.
-"""
+"""Print template.yaml as CloudFormation after the SAM transform (checkov, cfn-lint), without AWS access."""
 
 import json
 import sys
 
+# transform() needs aws-sam-translator: run this in the SAM CLI's environment (.venv-sam).
 from devtools.preflight import transform
 from devtools.template import load_template
 

@@ -1,11 +1,4 @@
-"""`make smoke BASE_URL=… TOKEN=… [WS_URL=…]`: a black-box check of a running deployment.
-
-It creates one item, reads, updates, lists and deletes it, and checks the public pages, the 401
-without a token and a 422 on bad input. It touches nothing but the item it created. With a
-WebSocket URL (the stack's WebSocketUrl output, or ws://127.0.0.1:8000/ws under `make run`) it
-also checks realtime: a bad token is refused, ping is answered, and the item's four changes
-arrive in version order. Exits non-zero on any failure.
-"""
+"""`make smoke BASE_URL=… TOKEN=… [WS_URL=…]`: a black-box check of a deployment, touching only its item."""
 
 import argparse
 import json

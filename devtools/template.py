@@ -114,11 +114,7 @@ def _wait_until_active(client: Any, table_name: str, timeout: float = 60) -> Non
 def sync_table(
     client: Any, table_name: str, template: dict[str, Any] | None = None, logical_id: str = "ItemsTable"
 ) -> list[str]:
-    """Create the table as template.yaml defines it, or bring an existing one in line; what changed, in words.
-
-    Global secondary indexes, the stream and TTL follow the template; a table whose
-    key schema or local indexes differ cannot be changed in place (TableMismatch).
-    """
+    """Create the table from template.yaml, or bring an existing one in line; what changed, in words."""
     template = template or load_template()
     wanted = table_definition(template, logical_id)
     try:
@@ -126,6 +122,7 @@ def sync_table(
     except client.exceptions.ResourceNotFoundException:
         create_table(client, table_name, template, logical_id)
         return [f"{table_name}: created from template.yaml"]
+    # DynamoDB changes global indexes, the stream and TTL in place, never the keys or local indexes.
     local_indexes = {index["IndexName"] for index in current.get("LocalSecondaryIndexes", [])}
     if current["KeySchema"] != wanted["KeySchema"] or local_indexes != {
         index["IndexName"] for index in wanted.get("LocalSecondaryIndexes", [])

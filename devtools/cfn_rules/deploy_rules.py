@@ -1,11 +1,4 @@
-"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9016).
-
-cfn-lint loads this file with ``--append-rules devtools/cfn_rules`` (``make preflight``) and
-runs the rules on the template as CloudFormation receives it: it applies the SAM transform
-first, so the rules see the functions, roles, routes and mappings SAM generates. Each message
-says what AWS will do and how to fix it; docs/deploy.md lists the rules and
-tests/test_preflight.py breaks the template on purpose to prove each one fires.
-"""
+"""AWS's own deployment rules that no stock linter checks: cfn-lint custom rules (E9001-E9016)."""
 
 import json
 import re
@@ -14,6 +7,7 @@ from typing import Any
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
+# The template after the SAM transform (devtools/preflight.py): the rules see what SAM generates.
 Template = dict[str, Any]
 # The stack name devtools/preflight.py transforms the template under (SAM resolves AWS::StackName).
 TRANSFORM_STACK_NAME = "items-api"
@@ -172,6 +166,7 @@ def function_of(template: Template, value: Any) -> str | None:
 
 
 # --- the rules -------------------------------------------------------------------
+# Each message says what AWS will do and how to fix it (docs/deploy.md lists the rules).
 
 
 class AlarmTopicDeliverable(CloudFormationLintRule):
@@ -814,8 +809,7 @@ class LayerNamedPerStack(CloudFormationLintRule):
 
 
 def _names_the_stack(value: Any) -> bool:
-    """A value built from AWS::StackName: still an intrinsic, or resolved with the stack name
-    `make preflight` transforms the template under (TRANSFORM_STACK_NAME)."""
+    """Whether a value is built from AWS::StackName (an intrinsic, or resolved to TRANSFORM_STACK_NAME)."""
     if "AWS::StackName" in references(value):
         return True
     if isinstance(value, dict) and "Fn::Join" in value:
