@@ -1,9 +1,8 @@
-"""Runs inside one measured process (python3.13, laid out as Lambda lays out the build).
+"""Runs inside one measured process (python3.13, laid out as Lambda lays out the build)."""
 
-`cold`: import the handler and serve the first GET /items/1 against DynamoDB Local.
-`warm`: DynamoDB answered in-process by canned replies; per-request latency of GET, POST and a
-list page through the handler, then the peak RSS after 1,000 requests.
-"""
+# `cold`: import the handler and serve the first GET /items/1 against DynamoDB Local.
+# `warm`: DynamoDB answered in-process by canned replies; per-request latency of GET, POST and a
+# list page through the handler, then the peak RSS after 1,000 requests.
 
 import importlib
 import json

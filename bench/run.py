@@ -1,10 +1,9 @@
-"""`make bench`: every row in one run on this machine; `--check` compares the ratios with the targets.
+"""`make bench`: every row in one run on this machine; `--check` compares the ratios with the targets."""
 
-Artifacts are laid out as Lambda lays out a `sam build`: the layer's `python/` folder (Lambda's
-/opt/python) and the function folder (the task root) on the import path, with boto3 from a
-runtime folder standing in for the runtime's copy. They are built by the same Makefiles that
-`sam build` runs, for this machine's platform (the deployed layer is arm64), with python3.13.
-"""
+# Artifacts are laid out as Lambda lays out a `sam build`: the layer's `python/` folder (Lambda's
+# /opt/python) and the function folder (the task root) on the import path, with boto3 from a
+# runtime folder standing in for the runtime's copy. They are built by the same Makefiles that
+# `sam build` runs, for this machine's platform (the deployed layer is arm64), with python3.13.
 
 import argparse
 import asyncio
@@ -259,8 +258,7 @@ def local_load(seconds: float, concurrency: int) -> dict[str, float]:
 
 
 def noisy_neighbour(seconds: float) -> dict[str, Any]:
-    """Bob's reads alone, then while alice floods reads and 20-tag writes, each owner allowed 10 reads
-    and 20 write units a second and 20 stored items (low enough for this one local server to reach)."""
+    """Bob's reads alone, then while alice floods reads and 20-tag writes (limits one server can reach)."""
     with local_server(
         OWNER_READS_PER_SECOND="10", OWNER_WRITE_UNITS_PER_SECOND="20", OWNER_ITEMS_STORED="20"
     ) as base:

@@ -1,8 +1,7 @@
-"""Checks `sam build`'s artifacts: unchecked-hash python3.13 bytecode, only what Lambda reads, no dev code.
+"""Checks `sam build`'s artifacts: unchecked-hash python3.13 bytecode, only what Lambda reads, no dev code."""
 
-python -m devtools.check_build <python3.13 magic>   # every artifact (make build)
-python -m devtools.check_build --dev-only <folder>  # one function's artifact (run by functions/api/Makefile)
-"""
+# python -m devtools.check_build <python3.13 magic>   # every artifact (make build)
+# python -m devtools.check_build --dev-only <folder>  # one function's artifact (functions/api/Makefile)
 
 # Standard library only: the function build runs this with the runtime's bare python3.13.
 import ast

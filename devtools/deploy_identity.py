@@ -1,7 +1,6 @@
-"""The deploy identities, derived from the template: identities/template.json.
+"""The deploy identities, derived from the template: identities/template.json."""
 
-PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity .local/transformed-template.json
-"""
+# PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity .local/transformed-template.json
 
 import json
 import sys

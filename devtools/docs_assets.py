@@ -1,7 +1,6 @@
-"""Swagger UI and ReDoc, served by the app itself: pinned npm packages whose checksums are verified.
+"""Swagger UI and ReDoc, served by the app itself: pinned npm packages whose checksums are verified."""
 
-python -m devtools.docs_assets [<folder>]   # npm pack, check each SHA-512, extract what the pages load
-"""
+# python -m devtools.docs_assets [<folder>]   # npm pack, check each SHA-512, extract what the pages load
 
 # Standard library only: the function build runs this with the runtime's bare python3.13.
 import base64

@@ -1,9 +1,8 @@
-"""Pull-request stacks (items-api-pr-<number>): the alarm-delivery probe, and a cleanup that leaves nothing.
+"""Pull-request stacks (items-api-pr-<number>): the alarm-delivery probe, a cleanup that leaves nothing."""
 
-python -m devtools.pr_stack alarm-probe items-api-pr-42   # does an alarm reach a subscriber?
-python -m devtools.pr_stack cleanup items-api-pr-42       # delete the stack and what it retains
-python -m devtools.pr_stack sweep --older-than-hours 24   # what cancelled or failed runs left
-"""
+# python -m devtools.pr_stack alarm-probe items-api-pr-42   # does an alarm reach a subscriber?
+# python -m devtools.pr_stack cleanup items-api-pr-42       # delete the stack and what it retains
+# python -m devtools.pr_stack sweep --older-than-hours 24   # what cancelled or failed runs left
 
 import argparse
 import json

@@ -40,7 +40,7 @@ def _clear_caches() -> None:
     dependencies.get_dynamodb_client.cache_clear()
     dependencies.get_item_store.cache_clear()
     dependencies.get_layout_reader.cache_clear()
-    dependencies.get_layout_client.cache_clear()
+    dependencies.get_single_attempt_client.cache_clear()
     dependencies.get_botocore_session.cache_clear()
     dependencies.get_stack_key.cache_clear()
     dependencies.get_cursor_signer.cache_clear()

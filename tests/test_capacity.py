@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dependencies import get_dynamodb_client, get_layout_client
+from app.dependencies import get_dynamodb_client, get_single_attempt_client
 from app.settings import MAX_AWS_CALLS_PER_REQUEST, SINGLE_ATTEMPT_CALLS_PER_REQUEST
 
 Auth = Callable[[str], dict[str, str]]
@@ -38,10 +38,10 @@ def cost(calls: list[str]) -> Callable[[Callable[[], Any]], Cost]:
     get_dynamodb_client().meta.events.register("provide-client-params.dynamodb", record)
     # The single-attempt client: layout reads and a delete's count update (written rows count too).
     single: list[str] = []
-    get_layout_client().meta.events.register(
+    get_single_attempt_client().meta.events.register(
         "before-call.dynamodb", lambda model, **_: single.append(model.name)
     )
-    get_layout_client().meta.events.register("provide-client-params.dynamodb", record)
+    get_single_attempt_client().meta.events.register("provide-client-params.dynamodb", record)
 
     def measure(request: Callable[[], Any]) -> Cost:
         calls.clear()

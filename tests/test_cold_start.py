@@ -17,7 +17,7 @@ import app.main
 from app import dependencies
 print(json.dumps({
     "client_created": dependencies.get_dynamodb_client.cache_info().currsize == 1,
-    "layout_client_created": dependencies.get_layout_client.cache_info().currsize == 1,
+    "layout_client_created": dependencies.get_single_attempt_client.cache_info().currsize == 1,
     "modules": sorted({name.split(".")[0] for name in sys.modules}),
 }))
 """

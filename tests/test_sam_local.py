@@ -60,7 +60,7 @@ def run_function(invoke: dict[str, Any]) -> str:
         settings.get_settings,
         dependencies.get_botocore_session,
         dependencies.get_dynamodb_client,
-        dependencies.get_layout_client,
+        dependencies.get_single_attempt_client,
         dependencies.get_layout_reader,
         dependencies.get_item_store,
         dependencies.get_stack_key,
@@ -74,7 +74,7 @@ def run_function(invoke: dict[str, Any]) -> str:
         return json.dumps(handler(json.loads(invoke["event"]), LambdaContext()))
     finally:
         # The container ends: its connections close with it.
-        for client in (dependencies.get_dynamodb_client, dependencies.get_layout_client):
+        for client in (dependencies.get_dynamodb_client, dependencies.get_single_attempt_client):
             if client.cache_info().currsize:
                 client().close()
         os.environ.clear()

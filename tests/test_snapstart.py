@@ -1,5 +1,6 @@
 """SnapStart: the template switch and the runtime hooks, called as Lambda calls them."""
 
+import importlib
 import os
 import random
 import subprocess
@@ -13,13 +14,25 @@ from app import dependencies
 from devtools.template import REPO_ROOT, load_template
 
 
-def test_hooks_are_registered_and_refresh_the_environment(dynamodb: Any) -> None:
+def test_hooks_are_registered_and_refresh_the_environment(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered: dict[str, str] = {}
+
+    def recorder(hook: str) -> Any:
+        def register(func: Any, *args: Any, **kwargs: Any) -> Any:
+            registered[hook] = func.__name__
+            return func
+
+        return register
+
+    # The library's public registration functions, as the module calls them at import.
+    monkeypatch.setattr(snapshot_restore_py, "register_before_snapshot", recorder("before_snapshot"))
+    monkeypatch.setattr(snapshot_restore_py, "register_after_restore", recorder("after_restore"))
     from app import snapstart
 
-    assert snapstart.prepare_snapshot in [entry[0] for entry in snapshot_restore_py._before_snapshot_registry]
-    assert snapstart.refresh_after_restore in [
-        entry[0] for entry in snapshot_restore_py._after_restore_registry
-    ]
+    importlib.reload(snapstart)
+    assert registered == {"before_snapshot": "prepare_snapshot", "after_restore": "refresh_after_restore"}
 
     snapstart.prepare_snapshot()
     assert dependencies.get_dynamodb_client.cache_info().currsize == 1  # the client is in the snapshot
@@ -33,7 +46,7 @@ def test_hooks_are_registered_and_refresh_the_environment(dynamodb: Any) -> None
     assert random.random() != shared
     assert dependencies.get_dynamodb_client.cache_info().currsize == 0
     assert dependencies.get_item_store.cache_info().currsize == 0
-    assert dependencies.get_layout_client.cache_info().currsize == 0  # its credentials too
+    assert dependencies.get_single_attempt_client.cache_info().currsize == 0  # its credentials too
     assert dependencies.get_botocore_session.cache_info().currsize == 0
     assert dependencies.get_dynamodb_client() is not snapshotted_client
 

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.blocking import blocking
 from app.dependencies import CurrentOwner, get_dynamodb_client
 from app.edge import PRIVATE_PREFIXES
-from app.routes.request_body import MAX_BODY_BYTES, ExactJSONRoute
+from app.routes.owner_route import OwnerRoute
+from app.routes.request_body import MAX_BODY_BYTES
 from devtools.check_build import dev_only_problems
 from devtools.template import REPO_ROOT
 from tests.conftest import TABLE_NAME
@@ -111,18 +113,18 @@ async def note_store() -> NoteStore:
 
 
 def notes_router() -> APIRouter:
-    router = APIRouter(prefix="/notes", tags=["notes"], route_class=ExactJSONRoute)
+    router = APIRouter(prefix="/notes", tags=["notes"], route_class=OwnerRoute)
     store = Annotated[NoteStore, Depends(note_store)]
 
     @router.put("", status_code=204, operation_id="put_note")
     async def put_note(note: NoteCreate, owner: CurrentOwner, notes: store) -> None:
         """Keep the caller's note."""
-        notes.put(owner, note.text)
+        await blocking(notes.put, owner, note.text)
 
     @router.get("", operation_id="get_note")
     async def get_note(owner: CurrentOwner, notes: store) -> dict[str, str | None]:
         """The caller's note."""
-        return {"text": notes.get(owner)}
+        return {"text": await blocking(notes.get, owner)}
 
     return router
 

@@ -134,7 +134,7 @@ CursorSignerDep = Annotated[CursorSigner, Depends(cursor_signer_dependency)]
 
 
 @lru_cache
-def get_layout_client() -> "DynamoDBClient":
+def get_single_attempt_client() -> "DynamoDBClient":
     """The single-attempt client, for calls a request may skip: layout reads, rate leases, count updates."""
     return cast("DynamoDBClient", aws_client("dynamodb", max_attempts=LAYOUT_READ_MAX_ATTEMPTS))
 
@@ -148,7 +148,7 @@ def get_owner_rates() -> OwnerRates:
         "writes": settings.owner_write_units_per_second * WINDOWS["writes"],
         "keys": settings.owner_idempotency_keys_per_hour,
     }
-    return OwnerRates(get_layout_client, settings.idempotency_table_name, per_window)
+    return OwnerRates(get_single_attempt_client, settings.idempotency_table_name, per_window)
 
 
 async def charge_owner(request: Request, owner: str, body: bytes) -> None:
@@ -190,7 +190,7 @@ def rows_charge(request: Request, owner: str) -> Callable[[int], None] | None:
 @lru_cache
 def get_layout_reader() -> LayoutReader:
     """What the items table's layout row says, cached per container for a few seconds."""
-    return LayoutReader(get_layout_client, get_settings().table_name)
+    return LayoutReader(get_single_attempt_client, get_settings().table_name)
 
 
 @lru_cache
@@ -202,7 +202,7 @@ def get_item_store() -> ItemStore:
         settings.table_name,
         get_layout_reader(),
         items_quota=settings.owner_items_stored,
-        single_attempt_client=get_layout_client,
+        single_attempt_client=get_single_attempt_client,
     )
 
 

@@ -62,13 +62,13 @@ CLIENT_CLOSED_REQUEST = 499
 class _ClientBody:
     """The request's receive channel, noting how a client ended it early (under a local server only)."""
 
-    def __init__(self, receive: Receive, *, served: bool) -> None:
+    def __init__(self, receive: Receive, *, local_server: bool) -> None:
         self._receive = receive
-        self._served = served
+        self._local_server = local_server
         self.ended = ""  # "aborted": the client went away before its answer; "stalled": its body did
 
     async def __call__(self) -> Message:
-        if not self._served:
+        if not self._local_server:
             return await self._receive()
         try:
             message = await asyncio.wait_for(self._receive(), REQUEST_BODY_TIMEOUT_SECONDS)
@@ -181,7 +181,7 @@ class EdgeMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        body = _ClientBody(receive, served="aws.event" not in scope)
+        body = _ClientBody(receive, local_server="aws.event" not in scope)
         try:
             await self.app(inner, body, answer)
         except Exception:

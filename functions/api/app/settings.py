@@ -36,7 +36,7 @@ def _empty_is_unset(value: object) -> object:
 
 
 class Settings(BaseModel):
-    """Every setting the API reads; the README lists them with their defaults."""
+    """Every setting the API reads; docs/configuration.md lists them with their defaults."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

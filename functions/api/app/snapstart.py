@@ -23,7 +23,7 @@ def refresh_after_restore() -> None:
     for cached in (
         dependencies.get_item_store,
         dependencies.get_layout_reader,
-        dependencies.get_layout_client,
+        dependencies.get_single_attempt_client,
         dependencies.get_dynamodb_client,
         dependencies.get_botocore_session,
     ):

@@ -236,7 +236,7 @@ class ItemPage(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"items": [_EXAMPLE_ITEM], "next_cursor": "eyJhIjo0Mn0.c2lnbmF0dXJl"}]
+            "examples": [{"items": [_EXAMPLE_ITEM], "next_cursor": "AQAAAAAAAAAqdgLxYIVLvoJttEr40PMGyA"}]
         }
     )
 
@@ -260,12 +260,7 @@ class ValidationIssue(BaseModel):
 
 
 class Error(BaseModel):
-    """Every error answer, whatever its status: `detail` says what went wrong.
-
-    A sentence (`{"detail": "Item not found"}`), or for a 422 one entry per problem; a 500
-    adds `request_id`, the id its log line carries. One shape, so a generated client has one
-    error type.
-    """
+    """Every error answer: `detail`, a sentence or (422) one entry per problem; a 500 adds `request_id`."""
 
     model_config = ConfigDict(
         defer_build=True,  # as ValidationIssue

@@ -1,4 +1,1 @@
-"""The HTTP surface: routers, request-body parsing and the mapping of exceptions to responses.
-
-May import everything below it (dependencies, auth, store, settings, items_core); never main.
-"""
+"""The HTTP surface (routers, bodies, Idempotency-Key answers, errors); imports lower layers, not main."""

@@ -97,15 +97,15 @@ async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": WriteConflict.detail}, status_code=409, headers=_RETRY_AFTER)
 
 
-async def _dynamodb_answered(request: Request, exc: Exception) -> JSONResponse:
-    """DynamoDB's deliberate answers (503, 409, 507); anything else is a bug, for the edge's 500."""
+async def _aws_answered(request: Request, exc: Exception) -> JSONResponse:
+    """An AWS call's deliberate answers (DynamoDB's, the cursor key's read): 503, 409, 507; else a 500."""
     kind = answer(exc)
     if kind is None or kind not in _DYNAMODB_ANSWERS:
         raise exc
     from app.observability import get_logger
 
     get_logger().warning(
-        "DynamoDB answered %s: %s",
+        "AWS answered %s: %s",
         kind.name,
         type(exc).__name__,
         extra={"request_id": getattr(request.state, "request_id", None)},
@@ -229,6 +229,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ItemsQuotaFull, _items_quota_full)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Replay, replay_response)
-    app.add_exception_handler(ClientError, _dynamodb_answered)
-    app.add_exception_handler(BotoCoreError, _dynamodb_answered)
+    app.add_exception_handler(ClientError, _aws_answered)
+    app.add_exception_handler(BotoCoreError, _aws_answered)
     app.add_exception_handler(RequestValidationError, _validation_failed)

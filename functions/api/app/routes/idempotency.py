@@ -14,7 +14,7 @@ from app.blocking import blocking
 from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader, get_owner_rates
 from app.limits import RateLimited
 from app.observability import get_logger
-from app.routes.request_body import ExactJSONRoute
+from app.routes.owner_route import OwnerRoute
 from app.settings import get_settings
 from app.store import idempotency as records
 
@@ -159,8 +159,8 @@ def _answer_to(request: Request, error: Exception) -> Callable[..., Any] | None:
     return next((handlers[cls] for cls in type(error).__mro__ if cls in handlers), None)
 
 
-class IdempotentRoute(ExactJSONRoute):
-    """An ExactJSONRoute that records the answer of a request holding an Idempotency-Key."""
+class IdempotentRoute(OwnerRoute):
+    """An OwnerRoute that records the answer of a request holding an Idempotency-Key."""
 
     # The handler, not the ASGI app: FastAPI builds an included route's app from get_route_handler alone.
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -204,7 +204,7 @@ async def list_items(
         Query(
             max_length=MAX_CURSOR_LENGTH,
             description="`next_cursor` of the previous page.",
-            examples=["eyJhIjo0Mn0.c2lnbmF0dXJl"],
+            examples=["AQAAAAAAAAAqdgLxYIVLvoJttEr40PMGyA"],
         ),
     ] = None,
 ) -> ItemPage:

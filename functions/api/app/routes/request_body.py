@@ -1,18 +1,14 @@
-"""What the item routes read before FastAPI does: the body (413, 415, exact JSON) and the query text."""
+"""Bodies within their limit (413), of an accepted media type (415), parsed as exact JSON; query text."""
 
 import json
 import math
-from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, NoReturn
 from urllib.parse import unquote_to_bytes
 
-from fastapi import HTTPException, Request, Response
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.types import Message
-
-from app.dependencies import charge_owner, get_owner
 
 MAX_BODY_BYTES = 16 * 1024
 # No field takes a number this long; Python would refuse past 4,300 digits anyway,
@@ -150,30 +146,3 @@ def check_query_text(query_string: bytes) -> None:
             )
     if errors:
         raise RequestValidationError(errors)
-
-
-class ExactJSONRoute(APIRoute):
-    """The item routes' class: authenticates, reads the body within its limit, checks query and media type."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        patch = "PATCH" in (self.methods or ())
-        accepted = (JSON, MERGE_PATCH) if patch else (JSON,)
-        reads_body = self.body_field is not None  # GET and DELETE never read one
-
-        async def exact_json_handler(request: Request) -> Response:
-            # Who calls comes first (401 before 413, 415 or 422), as API Gateway's authorizer
-            # answers deployed; the route's owner dependency then reuses this answer.
-            owner = await get_owner(request)
-            body = await read_limited(request)  # every method: nothing reads more than the limit
-            if reads_body:
-                problem = media_type_problem(request.headers.get("content-type"), accepted) if body else None
-                if problem:
-                    accept = {"Accept-Patch": ", ".join(accepted)} if patch else {}
-                    raise HTTPException(415, problem, headers=accept)
-                request = ExactJSONRequest(request, body)
-            check_query_text(request.scope["query_string"])
-            await charge_owner(request, owner, body if reads_body else b"")
-            return await handler(request)
-
-        return exact_json_handler

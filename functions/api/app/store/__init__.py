@@ -1,5 +1,1 @@
-"""DynamoDB access: items, idempotency records and pagination cursors.
-
-May import only `items_core` and botocore: the store knows nothing of HTTP,
-settings or FastAPI; it is handed its client and table name.
-"""
+"""Rows of items and idempotency records, and listing cursors; imports items_core, botocore, observability."""

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 RECORD_TTL_SECONDS = 24 * 3600
 DEFAULT_LOCK_SECONDS = 30
 MAX_KEY_LENGTH = 255
-# Far above the largest response this API sends (an item of the models' maximal
-# sizes is about 15 KB of JSON) and far below DynamoDB's 400 KB item limit.
+# Far above the largest response this API sends (the largest item's, replayed in
+# tests/test_dynamodb_limits.py) and far below DynamoDB's 400 KB item limit.
 MAX_RECORD_BYTES = 64 * 1024
 _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "COMPLETED"

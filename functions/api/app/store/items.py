@@ -292,7 +292,7 @@ class ItemStore:
             )
             row: dict[str, Any] = dict(read.get("Item", {}))
             _check_current(row, if_match)
-            return self._update_withtags_of(owner, row, fields, token, now, if_match, on_rows)
+            return self._update_with_tags(owner, row, fields, token, now, if_match, on_rows)
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
@@ -328,10 +328,10 @@ class ItemStore:
                 return item_from_row(current)  # applied; its reply was lost
             _check_current(current, if_match)
             # The item carries tags: rewrite it with its copies, from the row just returned.
-            return self._update_withtags_of(owner, current, fields, token, now, if_match, on_rows)
+            return self._update_with_tags(owner, current, fields, token, now, if_match, on_rows)
         return item_from_row(response["Attributes"])
 
-    def _update_withtags_of(
+    def _update_with_tags(
         self,
         owner: str,
         current: dict[str, Any],
@@ -479,7 +479,7 @@ class ItemStore:
         filtered = len(filters) > 1
         items: list[ItemPublic] = []
         # Unfiltered and `tag` pages need a second Query only when DynamoDB stopped the first at
-        # its 1 MB per Query (a page of 100 items of the largest size is about 1.4 MB).
+        # its 1 MB per Query (a page of 100 of the largest items is over 1 MB: tests/test_dynamodb_limits.py).
         for _ in range(MAX_QUERIES_PER_PAGE):
             # One more than a page tells whether another page exists without a
             # second round trip (and without handing out a cursor to an empty page).
