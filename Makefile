@@ -21,7 +21,6 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | c
 # sam build's python builder needs the runtime's interpreter (python3.13) on PATH.
 PYTHON313 ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r) $$(command -v python3.13); do "$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
 export SAM_CLI_TELEMETRY := 0
-export PYTHONDONTWRITEBYTECODE := 1
 DEV_PATH := PYTHONPATH=functions/api:functions/upgrade:layers/shared
 DOCS_ASSETS := functions/api/app/docs_assets/redoc.standalone.js
 
@@ -83,7 +82,7 @@ token: $(STAMP) ## print a local bearer token: make token OWNER=alice [KIND=id|n
 
 test: lint typecheck lint-infra pytest ## every check: ruff, mypy, actionlint, the template's linters and AWS rules, pytest
 
-test-fast: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the suite without its slow tests (make run, browsers, fuzzing, scale, the template's tools): the check for every change
+test-fast: $(STAMP) $(SAM_STAMP) $(DOCS_ASSETS) $(DYNAMODB_LOCAL) ## the suite without its slow tests (servers, browsers, fuzzing, scale, deploy scripts): the check for every change
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 format: $(STAMP) ## fix what ruff reports and can fix (lint fixes first, then formatting); make lint shows the rest
@@ -161,7 +160,7 @@ bench-check: $(STAMP) ## compare bench/results.json (from make bench) with the t
 	$(DEV_PATH):. $(BIN)/python -m bench.run --python313 "$(PYTHON313)" --check
 
 # The suite again on the Lambda runtime's Python (python3.13), in its own venv: every test of the
-# code itself; the slow ones (make run's server, browsers, fuzzing at length, scale) drive the same
+# code itself; the slow ones (servers, browsers, fuzzing at length, scale, deploy scripts) drive the same
 # code through other processes and tools, and run once, in make pytest.
 LAMBDA_VENV := .venv-py313
 test-lambda-python: ## pytest on python3.13, the Lambda runtime's version (without the slow tests)

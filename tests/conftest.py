@@ -41,7 +41,9 @@ def _clear_caches() -> None:
     dependencies.get_item_store.cache_clear()
     dependencies.get_layout_reader.cache_clear()
     dependencies.get_single_attempt_client.cache_clear()
-    dependencies.get_botocore_session.cache_clear()
+    # The botocore session stays for the worker's life: building one costs about as much as a
+    # test, and every test's environment gives it the same region and credentials. Each test's
+    # clients are its own.
     dependencies.get_stack_key.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
     dependencies.get_owner_reference_key.cache_clear()

@@ -7,6 +7,7 @@ local OIDC issuer (discovery document and JWKS served on 127.0.0.1).
 """
 
 import copy
+import functools
 import json
 import threading
 import time
@@ -32,11 +33,17 @@ SCOPE = "items-api/items"
 MANAGEMENT_URL = "https://abcdef123.execute-api.us-east-1.amazonaws.com/live"
 
 
+@functools.cache
+def _issuer_key() -> rsa.RSAPrivateKey:
+    """One RSA key per test process: generating one takes a noticeable share of a test."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class Issuer:
     """A local OIDC issuer: discovery document, JWKS, and tokens signed with its RSA key."""
 
     def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key = _issuer_key()
         self.kid = "test-key-1"
         self.requests: list[str] = []
         self.discovery: dict[str, Any] = {}  # a test's changes to the discovery document
@@ -72,7 +79,10 @@ class Issuer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for it (0.5 s by default, at every test's teardown).
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
 
     def token(self, owner: str = "alice", *, key: Any = None, **overrides: Any) -> str:
         now = int(time.time())

@@ -35,6 +35,8 @@ from devtools.deploy_identity import (
 from devtools.template import REPO_ROOT, load_template
 from tests.test_preflight import SAM_PYTHON
 
+pytestmark = pytest.mark.slow  # the deploy identities, derived from the transformed template
+
 IDENTITIES = REPO_ROOT / "identities" / "template.json"
 REGENERATE = (
     "make lint-infra, then PYTHONPATH=.:layers/shared .venv/bin/python -m devtools.deploy_identity "

@@ -1,5 +1,7 @@
 """The README and docs/ stay true to the tree: links resolve, named files exist, the README stays short."""
 
+import functools
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +14,16 @@ PAGES = [REPO_ROOT / "README.md", REPO_ROOT / "CONTRIBUTING.md", *sorted((REPO_R
 ROOTS = [REPO_ROOT, REPO_ROOT / "functions" / "api", REPO_ROOT / "layers" / "shared"]
 _LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)")
 _PATH = re.compile(r"`([\w./-]+\.(?:py|md|yaml|yml|toml|json|txt))`")
+
+
+@functools.cache
+def _file_names() -> frozenset[str]:
+    """The name of every file in the project (not in virtual environments, npm packages or git)."""
+    names: set[str] = set()
+    for _folder, subfolders, files in os.walk(REPO_ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "node_modules"]
+        names.update(files)
+    return frozenset(names)
 
 
 def _anchors(page: Path) -> set[str]:
@@ -38,8 +50,8 @@ def test_named_files_exist(page: Path) -> None:
         if path.startswith(("/", ".local/")) or "orders" in path:
             continue  # a URL path, a file make run writes, or CONTRIBUTING.md's example resource
         candidates = [root / path for root in ROOTS] + [page.parent / path]
-        found = any(candidate.exists() for candidate in candidates) or any(
-            REPO_ROOT.glob(f"**/{path}") if "/" not in path else ()
+        found = any(candidate.exists() for candidate in candidates) or (
+            "/" not in path and path in _file_names()
         )
         assert found, f"{page.name} names {path}, which does not exist"
 

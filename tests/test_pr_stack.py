@@ -17,6 +17,8 @@ from moto import mock_aws
 from devtools import pr_stack
 from devtools.iam_analyzer import identity_policies
 
+pytestmark = pytest.mark.slow  # the pipeline's AWS scripts against moto
+
 STACK = "items-api-pr-7"
 PROBE_TEMPLATE = {
     "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},

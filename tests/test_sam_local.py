@@ -24,6 +24,8 @@ import pytest
 from tests.conftest import LambdaContext
 from tests.test_preflight import SAM_PYTHON
 
+pytestmark = pytest.mark.slow  # SAM CLI serves the API in a driver process
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "sam_local_driver.py"
 PREFIX = "@@ "

@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import math
 import re
 import secrets
 import threading
@@ -18,8 +17,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 
 from app.auth import authenticate
-from app.blocking import blocking
-from app.limits import WINDOWS, Kind, OwnerRates, write_units
+from app.limits import WINDOWS, Kind, OwnerRates, rows_charge
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
@@ -27,7 +25,6 @@ from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import botocore_session, create_client
 from items_core.bearer import bearer_token
 from items_core.layout import LayoutReader
-from items_core.models import MAX_TAGS
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -151,42 +148,6 @@ def get_owner_rates() -> OwnerRates:
     return OwnerRates(get_single_attempt_client, settings.idempotency_table_name, per_window)
 
 
-async def charge_owner(request: Request, owner: str, body: bytes) -> None:
-    """Spend the request's cost of the owner's allowance (a read, or a write's units), else 429."""
-    rates = get_owner_rates()
-    kind: Kind = "reads" if request.method == "GET" else "writes"  # HEAD is routed as GET (app/edge.py)
-    if not rates.limited(kind):
-        return
-    cost = 1
-    request.state.body_kb = max(1, math.ceil(len(body) / 1024))
-    if kind == "writes" and body:
-        try:
-            document = await request.json()
-        except ValueError:  # not JSON: FastAPI answers 422 next, having written nothing
-            document = None
-        tags = document.get("tags") if isinstance(document, dict) else None
-        # More tags than an item may have is a 422 next: priced as the most a valid write costs.
-        cost = write_units(body, min(len(tags), MAX_TAGS) if isinstance(tags, list) else 0)
-    await blocking(rates.take, owner, kind, cost)  # RateLimited: a 429 (app.routes.errors)
-    request.state.write_units = cost
-
-
-def rows_charge(request: Request, owner: str) -> Callable[[int], None] | None:
-    """The charge for a write's rows beyond those its body paid for, made before they are written (429)."""
-    rates = get_owner_rates()
-    if not rates.limited("writes"):
-        return None
-    charged = getattr(request.state, "write_units", 1)
-    kb = getattr(request.state, "body_kb", 1)
-
-    def charge(rows: int) -> None:
-        extra = rows * kb - charged
-        if extra > 0:
-            rates.take(owner, "writes", extra)
-
-    return charge
-
-
 @lru_cache
 def get_layout_reader() -> LayoutReader:
     """What the items table's layout row says, cached per container for a few seconds."""
@@ -244,7 +205,7 @@ CurrentOwner = Annotated[str, Depends(get_owner)]
 
 async def rows_charge_dependency(request: Request, owner: CurrentOwner) -> Callable[[int], None] | None:
     """The write's charge for rows its body did not announce (rows_charge)."""
-    return rows_charge(request, owner)
+    return rows_charge(get_owner_rates(), request, owner)
 
 
 RowsCharge = Annotated[Callable[[int], None] | None, Depends(rows_charge_dependency)]

@@ -1,4 +1,4 @@
-"""Per-owner request rates across containers: each owner's allowance per window, leased in DynamoDB."""
+"""Per-owner request rates across containers: allowances leased in DynamoDB, and what each request costs."""
 
 import math
 import threading
@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import Request
+
+from app.blocking import blocking
+from items_core.models import MAX_TAGS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -137,3 +141,39 @@ class OwnerRates:
 def write_units(body: bytes, tags: int) -> int:
     """A write's estimated cost in write units: its rows (the item and a copy per tag) x its KB."""
     return (1 + tags) * max(1, math.ceil(len(body) / 1024))
+
+
+# A request's charge: made by the route class (app/routes/owner_route.py) before FastAPI reads
+# the body; what it paid (request.state.write_units, .body_kb) is read back by rows_charge.
+async def charge_request(rates: OwnerRates, request: Request, owner: str, body: bytes) -> None:
+    """Spend the request's cost of the owner's allowance (a read, or a write's units), else RateLimited."""
+    kind: Kind = "reads" if request.method == "GET" else "writes"  # HEAD is routed as GET (app/edge.py)
+    if not rates.limited(kind):
+        return
+    cost = 1
+    request.state.body_kb = max(1, math.ceil(len(body) / 1024))
+    if kind == "writes" and body:
+        try:
+            document = await request.json()
+        except ValueError:  # not JSON: FastAPI answers 422 next, having written nothing
+            document = None
+        tags = document.get("tags") if isinstance(document, dict) else None
+        # More tags than an item may have is a 422 next: priced as the most a valid write costs.
+        cost = write_units(body, min(len(tags), MAX_TAGS) if isinstance(tags, list) else 0)
+    await blocking(rates.take, owner, kind, cost)  # RateLimited: a 429 (app/routes/errors.py)
+    request.state.write_units = cost
+
+
+def rows_charge(rates: OwnerRates, request: Request, owner: str) -> Callable[[int], None] | None:
+    """The charge for a write's rows beyond those its body paid for, made before they are written (429)."""
+    if not rates.limited("writes"):
+        return None
+    charged = getattr(request.state, "write_units", 1)
+    kb = getattr(request.state, "body_kb", 1)
+
+    def charge(rows: int) -> None:
+        extra = rows * kb - charged
+        if extra > 0:
+            rates.take(owner, "writes", extra)
+
+    return charge

@@ -6,7 +6,8 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
-from app.dependencies import charge_owner, get_owner
+from app.dependencies import get_owner, get_owner_rates
+from app.limits import charge_request
 from app.routes.request_body import (
     JSON,
     MERGE_PATCH,
@@ -38,7 +39,7 @@ class OwnerRoute(APIRoute):
                     raise HTTPException(415, problem, headers=accept)
                 request = ExactJSONRequest(request, body)
             check_query_text(request.scope["query_string"])
-            await charge_owner(request, owner, body if reads_body else b"")
+            await charge_request(get_owner_rates(), request, owner, body if reads_body else b"")
             return await handler(request)
 
         return owner_handler
