@@ -173,3 +173,20 @@ def test_cursor_of_another_query_is_422(client: TestClient, auth: Auth) -> None:
         )
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_the_documents_example_cursor_is_shaped_like_one_and_refused(client: TestClient, auth: Auth) -> None:
+    """A generated client shows a real-looking cursor; sent, it is a 422 (no stack signed it)."""
+    from tests.schemathesis_hooks import DOCUMENT_EXAMPLE_CURSOR, ISSUED_CURSOR
+
+    [cursor] = [
+        parameter
+        for parameter in client.get("/openapi.json").json()["paths"]["/items"]["get"]["parameters"]
+        if parameter["name"] == "cursor"
+    ]
+    assert cursor["schema"]["examples"] == [DOCUMENT_EXAMPLE_CURSOR]  # what the fuzzers' hooks leave out
+    assert ISSUED_CURSOR.fullmatch(DOCUMENT_EXAMPLE_CURSOR)
+    seed(client, auth, [{"name": "n"}])
+    refused = client.get("/items", params={"cursor": DOCUMENT_EXAMPLE_CURSOR}, headers=auth("alice"))
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
