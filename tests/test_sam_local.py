@@ -65,6 +65,7 @@ def run_function(invoke: dict[str, Any]) -> str:
         dependencies.get_single_attempt_client,
         dependencies.get_layout_reader,
         dependencies.get_item_store,
+        dependencies.get_idempotency_store,
         dependencies.get_stack_key,
         dependencies.get_cursor_signer,
         dependencies.get_owner_reference_key,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.blocking import blocking
+from app.blocking import run_blocking
 from app.dependencies import CurrentOwner, get_dynamodb_client
 from app.edge import PRIVATE_PREFIXES
 from app.routes.owner_route import OwnerRoute
@@ -119,12 +119,12 @@ def notes_router() -> APIRouter:
     @router.put("", status_code=204, operation_id="put_note")
     async def put_note(note: NoteCreate, owner: CurrentOwner, notes: store) -> None:
         """Keep the caller's note."""
-        await blocking(notes.put, owner, note.text)
+        await run_blocking(notes.put, owner, note.text)
 
     @router.get("", operation_id="get_note")
     async def get_note(owner: CurrentOwner, notes: store) -> dict[str, str | None]:
         """The caller's note."""
-        return {"text": await blocking(notes.get, owner)}
+        return {"text": await run_blocking(notes.get, owner)}
 
     return router
 

@@ -11,12 +11,12 @@ _T = TypeVar("_T")
 _INLINE: ContextVar[bool] = ContextVar("blocking_calls_inline", default=False)
 
 
-def call_inline(inline: bool) -> None:
+def run_blocking_calls_inline(inline: bool) -> None:
     """Set how this request's blocking calls run; its task's context keeps it."""
     _INLINE.set(inline)
 
 
-async def blocking(call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+async def run_blocking(call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """`call(*args, **kwargs)`: inline on Lambda, else in a worker thread."""
     # Lambda: one request per container, so inline holds nobody up; and anyio stops a task's worker
     # threads when it ends (Mangum: a task per invocation), so a thread would be a new one per request.

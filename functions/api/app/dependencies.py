@@ -21,6 +21,7 @@ from app.limits import WINDOWS, Kind, OwnerRates, rows_charge
 from app.preconditions import TooManyVersions, parse_if_match
 from app.settings import LAYOUT_READ_MAX_ATTEMPTS, get_settings
 from app.store.cursor import CursorSigner
+from app.store.idempotency import EarlierRecords, IdempotencyStore
 from app.store.items import MAX_ITEM_ID, AnyVersion, ItemStore
 from items_core.aws_clients import botocore_session, create_client
 from items_core.bearer import bearer_token
@@ -167,6 +168,14 @@ def get_item_store() -> ItemStore:
     )
 
 
+@lru_cache
+def get_idempotency_store() -> IdempotencyStore:
+    """The Idempotency-Key records, once per container (and, after an upgrade, the earlier ones)."""
+    settings = get_settings()
+    earlier = EarlierRecords(settings.table_name, get_layout_reader())
+    return IdempotencyStore(get_dynamodb_client(), settings.idempotency_table_name, earlier)
+
+
 async def item_store_dependency() -> ItemStore:
     """The container's item store."""
     return get_item_store()
@@ -177,7 +186,7 @@ ItemStoreDep = Annotated[ItemStore, Depends(item_store_dependency)]
 
 # One dependency, not a scheme plus a function: every request saves a resolution and a credentials model.
 class BearerOwner(HTTPBearer):
-    """The authenticated owner of a request (401 otherwise), as one dependency that documents the scheme."""
+    """The authenticated owner (401 otherwise), kept on request.state.owner, documenting the scheme."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -191,7 +200,7 @@ class BearerOwner(HTTPBearer):
 
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
         known = getattr(request.state, "owner", None)
-        if known is not None:  # already authenticated by the route class (app/routes/request_body.py)
+        if known is not None:  # already authenticated by the route class (app/routes/owner_route.py)
             return str(known)
         token = bearer_token(request.headers.get("authorization"))
         owner = authenticate(request.scope, token)

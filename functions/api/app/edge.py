@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.blocking import call_inline
+from app.blocking import run_blocking_calls_inline
 from app.dependencies import owner_reference
 from app.observability import REFUSED_HANDSHAKE, get_logger, log_request
 from app.settings import get_settings
@@ -154,7 +154,7 @@ class EdgeMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        call_inline("aws.event" in scope)  # Mangum: one request per container (app.blocking)
+        run_blocking_calls_inline("aws.event" in scope)  # Mangum: one request per container (app.blocking)
         method = scope["method"]
         root, path = _routed_path(scope)
         request_id = _request_id(scope)

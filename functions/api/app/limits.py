@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Request
 
-from app.blocking import blocking
+from app.blocking import run_blocking
 from items_core.models import MAX_TAGS
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ async def charge_request(rates: OwnerRates, request: Request, owner: str, body: 
         tags = document.get("tags") if isinstance(document, dict) else None
         # More tags than an item may have is a 422 next: priced as the most a valid write costs.
         cost = write_units(body, min(len(tags), MAX_TAGS) if isinstance(tags, list) else 0)
-    await blocking(rates.take, owner, kind, cost)  # RateLimited: a 429 (app/routes/errors.py)
+    await run_blocking(rates.take, owner, kind, cost)  # RateLimited: a 429 (app/routes/errors.py)
     request.state.write_units = cost
 
 

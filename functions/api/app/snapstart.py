@@ -22,6 +22,7 @@ def refresh_after_restore() -> None:
     # The session holds resolved credentials; every client and the store built on one go with it.
     for cached in (
         dependencies.get_item_store,
+        dependencies.get_idempotency_store,
         dependencies.get_layout_reader,
         dependencies.get_single_attempt_client,
         dependencies.get_dynamodb_client,

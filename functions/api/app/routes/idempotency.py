@@ -10,18 +10,16 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from app.blocking import blocking
-from app.dependencies import CurrentOwner, get_dynamodb_client, get_layout_reader, get_owner_rates
+from app.blocking import run_blocking
+from app.dependencies import CurrentOwner, get_idempotency_store, get_owner_rates
 from app.limits import RateLimited
 from app.observability import get_logger
 from app.routes.owner_route import OwnerRoute
-from app.settings import get_settings
 from app.store import idempotency as records
 
 # Printable ASCII without outer space (HTTP strips it), and not the empty quoted string.
 # Compiled: Python's engine (pydantic's own has no look-ahead).
 _KEY_PATTERN = re.compile('^(?!""$)[!-~]([ -~]*[!-~])?$')
-_STATE = "idempotency_claim"
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def _lock_seconds(request: Request) -> float:
     return max(1.0, remaining() / 1000) if callable(remaining) else records.DEFAULT_LOCK_SECONDS
 
 
-async def idempotency_key(
+async def claim_idempotency_key(
     request: Request,
     owner: CurrentOwner,
     idempotency_key: Annotated[
@@ -78,7 +76,7 @@ async def idempotency_key(
         ),
     ] = None,
 ) -> None:
-    """Claim the key for this request, or answer for it (replay, 422, 409)."""
+    """Claim the key, spending one of the owner's keys (429), or answer (replay, 409, 422)."""
     if idempotency_key is None:
         return
     key = idempotency_key
@@ -90,12 +88,10 @@ async def idempotency_key(
     fingerprint = hashlib.sha256(
         request.headers.get("if-match", "").encode("latin-1") + b"\n" + body
     ).hexdigest()
-    settings = get_settings()
-    earlier = records.EarlierRecords(settings.table_name, get_layout_reader())
-    store = records.IdempotencyStore(get_dynamodb_client(), settings.idempotency_table_name, earlier)
+    store = get_idempotency_store()
     record_key = store.record_key(owner, request.method, _route_path(request), key)
     token = uuid.uuid4().hex
-    result = await blocking(store.claim, record_key, fingerprint, token, _lock_seconds(request))
+    result = await run_blocking(store.claim, record_key, fingerprint, token, _lock_seconds(request))
     if isinstance(result, records.Replay):
         raise Replay(result.response)
     if isinstance(result, records.Mismatch):
@@ -111,18 +107,18 @@ async def idempotency_key(
     # reused key and a key in progress claim nothing, so they cost nothing (a retry always learns
     # what became of its request).
     try:
-        await blocking(get_owner_rates().take, owner, "keys")
+        await run_blocking(get_owner_rates().take, owner, "keys")
     except RateLimited:  # a 429 (app.routes.errors): the key is given back first
-        await blocking(store.release, record_key, token)
+        await run_blocking(store.release, record_key, token)
         raise
-    setattr(request.state, _STATE, _Claim(store, record_key, token))
+    request.state.idempotency_claim = _Claim(store, record_key, token)  # recorded by IdempotentRoute
 
 
 def _key_error(message: str, error_type: str) -> None:
     raise RequestValidationError([{"type": error_type, "loc": ("header", "idempotency-key"), "msg": message}])
 
 
-IdempotencyKey = Depends(idempotency_key)
+IdempotencyKey = Depends(claim_idempotency_key)
 
 
 def _kept(response: Response) -> bool:
@@ -170,20 +166,20 @@ class IdempotentRoute(OwnerRoute):
             try:
                 response = await handler(request)
             except Exception as error:
-                claim = getattr(request.state, _STATE, None)
+                claim = getattr(request.state, "idempotency_claim", None)
                 exception_handler = _answer_to(request, error) if claim else None
                 if claim is None or exception_handler is None or isinstance(error, Replay):
                     if claim is not None:
-                        await blocking(_record_quietly, request, claim, None)
+                        await run_blocking(_record_quietly, request, claim, None)
                     raise
                 try:
                     response = await exception_handler(request, error)
                 except Exception:  # the handler passed it on (a bug, for the edge's 500): give the key back
-                    await blocking(_record_quietly, request, claim, None)
+                    await run_blocking(_record_quietly, request, claim, None)
                     raise
-            claim = getattr(request.state, _STATE, None)
+            claim = getattr(request.state, "idempotency_claim", None)
             if claim is not None:
-                await blocking(_record_quietly, request, claim, response)
+                await run_blocking(_record_quietly, request, claim, response)
             return response
 
         return idempotent_handler

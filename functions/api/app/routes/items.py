@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.blocking import blocking
+from app.blocking import run_blocking
 from app.dependencies import (
     CurrentOwner,
     CursorSignerDep,
@@ -166,7 +166,7 @@ async def create_item(
     item: ItemCreate, owner: CurrentOwner, store: ItemStoreDep, request: Request
 ) -> Response:
     """Create an item; `Location` is the path of the new item."""
-    created = await blocking(store.create, owner, item)
+    created = await run_blocking(store.create, owner, item)
     location = request.url_for("get_item", item_id=created.id).path
     return _item_response(created, status.HTTP_201_CREATED, Location=location)
 
@@ -210,7 +210,7 @@ async def list_items(
 ) -> ItemPage:
     """List the caller's items by id; a page may be short while `next_cursor` is not null."""
     after = _continue_after(signer, cursor, owner, q, tag)
-    page = await blocking(store.list_items, owner, after=after, limit=limit, q=q, tag=tag)
+    page = await run_blocking(store.list_items, owner, after=after, limit=limit, q=q, tag=tag)
     next_cursor = (
         None if page.continue_after is None else signer.encode(page.continue_after, owner=owner, q=q, tag=tag)
     )
@@ -236,7 +236,7 @@ async def get_item(
     ] = None,
 ) -> Response:
     """Return one item (304 when the client's copy is current)."""
-    item = await blocking(store.get, owner, item_id)
+    item = await run_blocking(store.get, owner, item_id)
     if if_none_match_hits(if_none_match, item):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(item)})
     return _item_response(item)
@@ -254,12 +254,12 @@ async def replace_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
-    charge: RowsCharge,
+    charge_rows: RowsCharge,
 ) -> Response:
     """Replace every client field; omitted optional fields return to their defaults."""
     fields = item.model_dump()
     return _item_response(
-        await blocking(store.update, owner, item_id, fields, if_match=if_match, on_rows=charge)
+        await run_blocking(store.update, owner, item_id, fields, if_match=if_match, charge_rows=charge_rows)
     )
 
 
@@ -283,12 +283,12 @@ async def patch_item(
     owner: CurrentOwner,
     store: ItemStoreDep,
     if_match: IfMatch,
-    charge: RowsCharge,
+    charge_rows: RowsCharge,
 ) -> Response:
     """Apply a JSON Merge Patch (RFC 7396); `{}` returns the item unchanged."""
     fields = patch.changes()
     return _item_response(
-        await blocking(store.update, owner, item_id, fields, if_match=if_match, on_rows=charge)
+        await run_blocking(store.update, owner, item_id, fields, if_match=if_match, charge_rows=charge_rows)
     )
 
 
@@ -299,8 +299,8 @@ async def patch_item(
     responses={**_NOT_FOUND, **_PRECONDITION, **_ITEM_WRITE},
 )
 async def delete_item(
-    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch, charge: RowsCharge
+    item_id: ItemId, owner: CurrentOwner, store: ItemStoreDep, if_match: IfMatch, charge_rows: RowsCharge
 ) -> Response:
     """Delete an item."""
-    await blocking(store.delete, owner, item_id, if_match=if_match, on_rows=charge)
+    await run_blocking(store.delete, owner, item_id, if_match=if_match, charge_rows=charge_rows)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -276,7 +276,7 @@ class ItemStore:
         fields: dict[str, Any],
         *,
         if_match: list[int] | AnyVersion | None = None,
-        on_rows: "Callable[[int], None] | None" = None,
+        charge_rows: "Callable[[int], None] | None" = None,
     ) -> ItemPublic:
         """Set the given client fields (a full replace passes all of them), version + 1."""
         if not fields:
@@ -292,7 +292,7 @@ class ItemStore:
             )
             row: dict[str, Any] = dict(read.get("Item", {}))
             _check_current(row, if_match)
-            return self._update_with_tags(owner, row, fields, token, now, if_match, on_rows)
+            return self._update_with_tags(owner, row, fields, token, now, if_match, charge_rows)
         values: dict[str, AttributeValueTypeDef] = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
@@ -328,7 +328,7 @@ class ItemStore:
                 return item_from_row(current)  # applied; its reply was lost
             _check_current(current, if_match)
             # The item carries tags: rewrite it with its copies, from the row just returned.
-            return self._update_with_tags(owner, current, fields, token, now, if_match, on_rows)
+            return self._update_with_tags(owner, current, fields, token, now, if_match, charge_rows)
         return item_from_row(response["Attributes"])
 
     def _update_with_tags(
@@ -339,7 +339,7 @@ class ItemStore:
         token: str,
         now: str,
         if_match: list[int] | AnyVersion | None,
-        on_rows: "Callable[[int], None] | None" = None,
+        charge_rows: "Callable[[int], None] | None" = None,
     ) -> ItemPublic:
         """Write the item and its tag copies in one transaction, if it is still at `current`'s version."""
         row = {name: value for name, value in current.items() if name not in ("write_token", "description")}
@@ -365,8 +365,8 @@ class ItemStore:
             *self._tag_copies(owner, row),
             *self._tag_removals(owner, item_id, [tag for tag in tags_of(current) if tag not in kept]),
         ]
-        if on_rows is not None:
-            on_rows(len(actions))  # the owner's write units: what it raises stops the write
+        if charge_rows is not None:
+            charge_rows(len(actions))  # the owner's write units: what it raises stops the write
         try:
             self._transact(actions)
         except ClientError as error:
@@ -385,7 +385,7 @@ class ItemStore:
         item_id: int,
         *,
         if_match: list[int] | AnyVersion | None = None,
-        on_rows: "Callable[[int], None] | None" = None,
+        charge_rows: "Callable[[int], None] | None" = None,
     ) -> None:
         """Delete the item and its tag copies, leaving a tombstone (ItemNotFound, PreconditionFailed)."""
         token = uuid.uuid4().hex
@@ -401,8 +401,8 @@ class ItemStore:
                 raise
             _check_current(current, if_match)
         # The item carries tags: delete it with its copies, if it is still at that version.
-        if on_rows is not None:
-            on_rows(2 + len(tags_of(current)))  # the item, its tombstone, its copies
+        if charge_rows is not None:
+            charge_rows(2 + len(tags_of(current)))  # the item, its tombstone, its copies
         try:
             self._delete(
                 owner,
