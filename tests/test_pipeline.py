@@ -49,16 +49,19 @@ def test_permissions_are_minimal() -> None:
 def test_pipeline_order_and_gates() -> None:
     jobs = workflow()["jobs"]
     assert [s["run"] for s in steps("test") if "run" in s] == ["make test PYTHON=python3.13", "make build"]
+    assert jobs["test"]["steps"][-1]["uses"].startswith("actions/upload-artifact@")
     assert jobs["deploy-staging"]["needs"] == jobs["pr-stack"]["needs"] == "test"  # the gate
     assert "refs/heads/main" in jobs["deploy-staging"]["if"]
     assert jobs["deploy-production"]["needs"] == "deploy-staging"
     assert jobs["deploy-production"]["environment"] == "production"
-    # Production deploys the build staging deployed and smoke tested: it builds nothing.
-    assert "make build" not in " ".join(s.get("run", "") for s in steps("deploy-production"))
-    [uploaded] = [s for s in steps("deploy-staging") if "upload-artifact" in s.get("uses", "")]
-    [downloaded] = [s for s in steps("deploy-production") if "download-artifact" in s.get("uses", "")]
-    assert uploaded["with"]["name"] == downloaded["with"]["name"]
-    assert uploaded["with"]["path"] == downloaded["with"]["path"] == ".aws-sam/build"
+    # One build per run, the test job's: every deploy (the pull request's stack, staging, then
+    # production, what staging deployed and smoke tested) deploys it and builds nothing.
+    [uploaded] = [s for s in steps("test") if "upload-artifact" in s.get("uses", "")]
+    for job in ("pr-stack", "deploy-staging", "deploy-production"):
+        assert "make build" not in " ".join(s.get("run", "") for s in steps(job)), job
+        [downloaded] = [s for s in steps(job) if "download-artifact" in s.get("uses", "")]
+        assert uploaded["with"]["name"] == downloaded["with"]["name"]
+        assert uploaded["with"]["path"] == downloaded["with"]["path"] == ".aws-sam/build"
     for job, env in (("deploy-staging", "staging"), ("deploy-production", "prod")):
         runs = " ".join(s.get("run", "") for s in steps(job))
         assert f"--config-env {env}" in runs
@@ -98,6 +101,7 @@ def test_every_deploy_goes_through_the_environments_service_role_and_bucket() ->
     for job in ("pr-stack", "deploy-staging", "deploy-production"):
         [deploy] = [s for s in steps(job) if "sam deploy" in s.get("run", "")]
         assert '--role-arn "$CLOUDFORMATION_ROLE"' in deploy["run"]
+        assert "--template-file .aws-sam/build/template.yaml" in deploy["run"]  # the test job's build
         assert '--no-resolve-s3 --s3-bucket "$ARTIFACT_BUCKET"' in deploy["run"]
         assert deploy["env"]["CLOUDFORMATION_ROLE"] == "${{ vars.AWS_CLOUDFORMATION_ROLE_ARN }}"
         assert deploy["env"]["ARTIFACT_BUCKET"] == "${{ vars.AWS_ARTIFACT_BUCKET }}"
@@ -152,7 +156,7 @@ def test_each_pull_request_gets_its_own_stack_probed_and_always_deleted() -> Non
     order = [
         next(i for i, run in enumerate(runs) if marker in run)
         for marker in (
-            "make build",
+            "make install sam",
             "sam deploy --config-env pr",
             "make smoke",
             "alarm-probe",

@@ -86,8 +86,13 @@ class DeployedPath:
     """The WebSocket function and the notifier, fed by the items table's stream."""
 
     def __init__(self, issuer: Issuer, dynamodb: Any) -> None:
+        import boto3
+
         self.issuer = issuer
         self.dynamodb = dynamodb
+        self.streams = boto3.client(
+            "dynamodbstreams", endpoint_url=dynamodb.meta.endpoint_url, region_name=dynamodb.meta.region_name
+        )
         self.connections = 0
 
     def token(self, owner: str, **claims: Any) -> str:
@@ -120,7 +125,7 @@ class DeployedPath:
 
         connection, answer = self._connect(self.token(owner))
         assert answer["statusCode"] == 200
-        streams = self.dynamodb._stream_client
+        streams = self.streams
         arn = self.dynamodb.describe_table(TableName=TABLE_NAME)["Table"]["LatestStreamArn"]
         shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
         iterators = [
@@ -159,16 +164,7 @@ def path(
     else:
         issuer = request.getfixturevalue("issuer")
         request.getfixturevalue("realtime")
-        yield DeployedPath(issuer, _with_streams(dynamodb))
-
-
-def _with_streams(dynamodb: Any) -> Any:
-    import boto3
-
-    dynamodb._stream_client = boto3.client(
-        "dynamodbstreams", endpoint_url=dynamodb.meta.endpoint_url, region_name=dynamodb.meta.region_name
-    )
-    return dynamodb
+        yield DeployedPath(issuer, dynamodb)
 
 
 @pytest.fixture

@@ -205,3 +205,18 @@ def test_development_code_in_the_artifact_is_named(
     (artifact / path).parent.mkdir(parents=True, exist_ok=True)
     (artifact / path).write_text(content, encoding="utf-8")
     assert any(problem in found for found in dev_only_problems(artifact))
+
+
+def test_docstrings_in_the_code_are_one_line() -> None:
+    """The house style (CONTRIBUTING.md): what a thing is or does, in one line; why goes in comments."""
+    long = []
+    for folder in ("functions", "layers/shared", "devtools", "bench"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            if "docs_assets" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    docstring = ast.get_docstring(node, clean=False)
+                    if docstring and "\n" in docstring.strip():
+                        long.append(f"{path.relative_to(REPO_ROOT)}:{getattr(node, 'lineno', 1)}")
+    assert long == []
