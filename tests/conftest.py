@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from app import dependencies, settings
+from app import dependencies, owner_reference, settings
 from devtools import dynamodb_local
 from devtools.template import create_table, function_entry, load_template
 from items_core.dynamodb_errors import OPERATIONS
@@ -47,8 +47,8 @@ def _clear_caches() -> None:
     # clients are its own.
     dependencies.get_stack_key.cache_clear()
     dependencies.get_cursor_signer.cache_clear()
-    dependencies.get_owner_reference_key.cache_clear()
-    dependencies._owner_key_retry_at[0] = 0.0
+    owner_reference.get_owner_reference_key.cache_clear()
+    owner_reference._owner_key_retry_at[0] = 0.0
     dependencies.get_owner_rates.cache_clear()
 
 
@@ -206,36 +206,41 @@ _TABLES = {TABLE_NAME: "ItemsTable", IDEMPOTENCY_TABLE_NAME: "IdempotencyTable"}
 _MAX_ROWS_TO_EMPTY = 100
 
 
-def _emptied(client: Any, name: str) -> bool:
-    """Delete every row of a table (True), unless it holds too many to be worth it (False)."""
-    page = client.scan(TableName=name, ProjectionExpression="pk, sk" if name == TABLE_NAME else "pk")
+def _emptied(client: Any, name: str, keep: dict[str, Any] | None = None) -> bool | None:
+    """Delete every row of a table but `keep`; whether `keep` stood there, or None when the table
+    holds too many rows to be worth emptying."""
+    page = client.scan(TableName=name)
     if "LastEvaluatedKey" in page or len(page["Items"]) > _MAX_ROWS_TO_EMPTY:
-        return False
-    rows = page["Items"]
+        return None
+    key_names = ("pk", "sk") if name == TABLE_NAME else ("pk",)
+    rows = [{k: row[k] for k in key_names if k in row} for row in page["Items"] if row != keep]
     for start in range(0, len(rows), 25):
         batch = [{"DeleteRequest": {"Key": key}} for key in rows[start : start + 25]]
         unprocessed = client.batch_write_item(RequestItems={name: batch})["UnprocessedItems"]
         if unprocessed:  # DynamoDB Local does not throttle; a partial batch is not worth retrying
-            return False
-    return True
+            return None
+    return keep is not None and keep in page["Items"]
 
 
 def fresh_tables(client: Any, *, recreate: bool = False) -> None:
     """The items and idempotency tables as template.yaml makes them, empty; every other table dropped.
 
-    Tables of an earlier test are emptied and kept (with the items table's layout row put back),
-    unless `recreate` (a test reading the stream from its start) or they hold many rows.
+    Tables of an earlier test are emptied and kept (with the items table's layout row as a new
+    table has it), unless `recreate` (a test reading the stream from its start) or they hold many rows.
     """
+    from items_core.layout import new_table_row
+
     existing = set(client.list_tables()["TableNames"])
     for name in existing - _TABLES.keys():
         client.delete_table(TableName=name)
     for name, logical_id in _TABLES.items():
-        if name in existing and not recreate and _emptied(client, name):
-            if logical_id == "ItemsTable":
-                from items_core.layout import new_table_row
-
-                client.put_item(TableName=name, Item=new_table_row())
-            continue
+        layout_row = new_table_row() if logical_id == "ItemsTable" else None
+        if name in existing and not recreate:
+            kept = _emptied(client, name, keep=layout_row)
+            if kept is not None:
+                if layout_row is not None and not kept:
+                    client.put_item(TableName=name, Item=layout_row)
+                continue
         if name in existing:
             client.delete_table(TableName=name)
         create_table(client, name, logical_id=logical_id)

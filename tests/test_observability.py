@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app import dependencies, observability
+from app import dependencies, observability, owner_reference
 from tests.conftest import LambdaContext, http_api_event, lambda_handler, response_json
 
 Auth = Callable[[str], dict[str, str]]
@@ -59,7 +59,7 @@ def test_one_line_per_request_with_the_fields_on_call(
     assert second["request_id"] == "apigw-request-id"
     assert second["lambda_request_id"] == "lambda-request-id"
     assert (first["cold_start"], second["cold_start"]) == (True, False)
-    assert second["owner_ref"] == dependencies.owner_reference(SECRET_SUB)
+    assert second["owner_ref"] == owner_reference.owner_reference(SECRET_SUB)
     assert second["owner_ref"] != SECRET_SUB
     assert second["service"] == "items-api"
     assert second["level"] == "INFO"
@@ -168,10 +168,10 @@ def _reference_with_key(monkeypatch: pytest.MonkeyPatch, key: str, owner: str) -
     for cached in (
         dependencies.get_settings,
         dependencies.get_stack_key,
-        dependencies.get_owner_reference_key,
+        owner_reference.get_owner_reference_key,
     ):
         cached.cache_clear()
-    return dependencies.owner_reference(owner)
+    return owner_reference.owner_reference(owner)
 
 
 def test_the_owner_reference_is_keyed_with_the_stacks_secret(
@@ -211,7 +211,7 @@ def test_the_stacks_secret_is_read_once_per_container_and_its_failure_fails_no_r
     dependencies.get_settings.cache_clear()
     handler = lambda_handler()
     clock = [1000.0]
-    monkeypatch.setattr(dependencies.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(owner_reference.time, "monotonic", lambda: clock[0])
     event = http_api_event("GET", "/items/1", owner=SECRET_SUB)  # a read that needs no key
     assert [handler(event, LambdaContext())["statusCode"] for _ in range(3)] == [404] * 3
     lines = log_lines()

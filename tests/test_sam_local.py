@@ -45,7 +45,7 @@ def run_function(invoke: dict[str, Any]) -> str:
     """What the container would do: run the handler in the environment SAM CLI resolved, from cold."""
     from mangum import Mangum
 
-    from app import dependencies, settings
+    from app import dependencies, owner_reference, settings
     from app.main import create_app
     from app.sam_local import sam_local_token_verifier
 
@@ -68,7 +68,7 @@ def run_function(invoke: dict[str, Any]) -> str:
         dependencies.get_idempotency_store,
         dependencies.get_stack_key,
         dependencies.get_cursor_signer,
-        dependencies.get_owner_reference_key,
+        owner_reference.get_owner_reference_key,
         dependencies.get_owner_rates,
     ):
         cached.cache_clear()

@@ -36,6 +36,7 @@ LAYERS = {
     "app.sam_local": 3,
     "app.preconditions": 3,
     "app.dependencies": 4,
+    "app.owner_reference": 4,
     "app.edge": 5,
     "app.routes": 5,
     "app.snapstart": 6,

@@ -9,8 +9,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.blocking import run_blocking_calls_inline
-from app.dependencies import owner_reference
 from app.observability import REFUSED_HANDSHAKE, get_logger, log_request
+from app.owner_reference import owner_reference
 from app.settings import get_settings
 
 # Where the per-owner resources live: their responses are never cached. A new resource adds its prefix.
