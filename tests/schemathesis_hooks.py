@@ -39,8 +39,8 @@ def map_case(context: Any, case: Any) -> Any:
         for name in list(case.headers):
             if name.lower() == "idempotency-key":
                 case.headers[name] = uuid.uuid4().hex
-    cursor = str(case.query.get("cursor", "")) if case.query else ""
-    if cursor and (cursor == DOCUMENT_EXAMPLE_CURSOR or not ISSUED_CURSOR.fullmatch(cursor)):
+    cursor = str(case.query["cursor"]) if case.query and "cursor" in case.query else None
+    if cursor is not None and (cursor == DOCUMENT_EXAMPLE_CURSOR or not ISSUED_CURSOR.fullmatch(cursor)):
         del case.query["cursor"]  # generated or the example, not followed from a `next_cursor`
     return case
 

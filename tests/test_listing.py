@@ -190,3 +190,17 @@ def test_the_documents_example_cursor_is_shaped_like_one_and_refused(client: Tes
     refused = client.get("/items", params={"cursor": DOCUMENT_EXAMPLE_CURSOR}, headers=auth("alice"))
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    ("cursor", "kept"),
+    [("", False), ("not-one", False), ("AQAAAAAAAAAqdgLxYIVLvoJttEr40PMGyA", False), ("A" * 34, True)],
+)
+def test_the_fuzzers_positive_cases_carry_only_cursors_of_the_issued_shape(cursor: str, kept: bool) -> None:
+    """The hooks drop a generated (or the document's example) cursor; one followed from a page stays."""
+    from types import SimpleNamespace
+
+    from tests.schemathesis_hooks import map_case
+
+    case = SimpleNamespace(meta=None, headers=None, query={"cursor": cursor, "q": "x"})
+    assert ("cursor" in map_case(None, case).query) is kept
