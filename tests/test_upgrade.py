@@ -62,7 +62,6 @@ def _new_containers() -> None:
     from app import dependencies
 
     dependencies.get_layout_reader.cache_clear()
-    dependencies.get_idempotency_store.cache_clear()
     dependencies.get_item_store.cache_clear()
 
 

@@ -137,7 +137,7 @@ def get_item_store() -> ItemStore:
 def get_idempotency_store() -> IdempotencyStore:
     """The Idempotency-Key records, once per container (and, after an upgrade, the earlier ones)."""
     settings = get_settings()
-    earlier = EarlierRecords(settings.table_name, get_layout_reader())
+    earlier = EarlierRecords(settings.table_name, get_layout_reader)
     return IdempotencyStore(get_dynamodb_client(), settings.idempotency_table_name, earlier)
 
 

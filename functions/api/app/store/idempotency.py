@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +91,7 @@ class EarlierRecords:
     """Where the release before kept its records: the items table, while its layout row says so."""
 
     table_name: str
-    layout: LayoutReader
+    layout: Callable[[], LayoutReader]  # the container's current reader (get_layout_reader)
 
 
 class IdempotencyStore:
@@ -142,7 +143,7 @@ class IdempotencyStore:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            if self._earlier is not None and self._earlier.layout.current().legacy_idempotency(current):
+            if self._earlier is not None and self._earlier.layout().current().legacy_idempotency(current):
                 # The release before may hold this key in the items table: claim only if it does not
                 # (an expired record, or one whose request died, does not count), in the same call.
                 earlier_check: ConditionCheckTypeDef = {
